@@ -1,0 +1,80 @@
+//! redis-dedup: a Redis module whose DEDUP.* commands stop duplicate requests (webhook
+//! deliveries, retried jobs) from being processed twice.
+//!
+//! Layout, from the inside out:
+//! - [`entry`]: what a key holds; [`token`]: the per-server fencing counter;
+//! - [`machine`]: every command as a pure state transition, with the clock passed in;
+//! - [`parse`] and [`errors`]: argument checking and every error message;
+//! - [`commands`]: the Redis shell around the machine; [`keyspace`]: the key API calls;
+//! - [`persistence`]: RDB, AOF rewrite, COPY, MEMORY USAGE; [`config`]; [`info`].
+//!
+//! The protocol reference is docs/PROTOCOL.md.
+
+pub mod commands;
+pub mod config;
+pub mod entry;
+pub mod errors;
+pub mod info;
+pub mod keyspace;
+pub mod machine;
+pub mod parse;
+pub mod persistence;
+pub mod token;
+
+use persistence::DEDUP_TYPE;
+use redis_module::configuration::ConfigurationFlags;
+use redis_module::{redis_module, Context, RedisString, Status};
+
+/// Module version as Redis shows it in MODULE LIST: major * 10000 + minor * 100 + patch.
+pub const MODULE_VERSION: i32 = 100;
+
+// Unit tests run without Redis, where the Redis allocator does not exist.
+#[cfg(not(test))]
+type ModuleAllocator = redis_module::alloc::RedisAlloc;
+#[cfg(test)]
+type ModuleAllocator = std::alloc::System;
+#[cfg(not(test))]
+const MODULE_ALLOCATOR: ModuleAllocator = redis_module::alloc::RedisAlloc;
+#[cfg(test)]
+const MODULE_ALLOCATOR: ModuleAllocator = std::alloc::System;
+
+fn on_load(ctx: &Context, _args: &[RedisString]) -> Status {
+    let limits = config::limits();
+    ctx.log_notice(&format!(
+        "redis-dedup {} loaded: max-ttl-ms={} max-result-bytes={} token={}",
+        env!("CARGO_PKG_VERSION"),
+        limits.max_ttl_ms,
+        limits.max_result_bytes,
+        token::node_counter(),
+    ));
+    Status::Ok
+}
+
+// Command table: name, handler, flags, first key, last key, key step, ACL categories.
+// The ACL category field stays empty: setting one needs Redis 7.2 and would fail to load on 7.0.
+redis_module! {
+    name: "dedup",
+    version: MODULE_VERSION,
+    allocator: (ModuleAllocator, MODULE_ALLOCATOR),
+    data_types: [DEDUP_TYPE],
+    init: on_load,
+    commands: [
+        ["dedup.claim", commands::claim, "write deny-oom fast", 1, 1, 1, ""],
+        ["dedup.extend", commands::extend, "write fast", 1, 1, 1, ""],
+        ["dedup.release", commands::release, "write fast", 1, 1, 1, ""],
+        ["dedup.complete", commands::complete, "write deny-oom fast", 1, 1, 1, ""],
+        ["dedup.fence", commands::fence, "write fast", 1, 1, 1, ""],
+        ["dedup.status", commands::status, "readonly fast", 1, 1, 1, ""],
+        ["dedup.put", commands::put, "write deny-oom fast", 1, 1, 1, ""],
+    ],
+    configurations: [
+        i64: [
+            ["max-ttl-ms", &config::MAX_TTL_MS, config::DEFAULT_MAX_TTL_MS, 1, config::MAX_TTL_MS_CEILING, ConfigurationFlags::DEFAULT, None],
+            ["max-result-bytes", &config::MAX_RESULT_BYTES, config::DEFAULT_MAX_RESULT_BYTES, 0, config::MAX_RESULT_BYTES_CEILING, ConfigurationFlags::DEFAULT, None],
+        ],
+        string: [],
+        bool: [],
+        enum: [],
+        module_args_as_configuration: true,
+    ]
+}
