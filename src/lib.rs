@@ -41,6 +41,15 @@ const MODULE_ALLOCATOR: ModuleAllocator = redis_module::alloc::RedisAlloc;
 const MODULE_ALLOCATOR: ModuleAllocator = std::alloc::System;
 
 fn on_load(ctx: &Context, _args: &[RedisString]) -> Status {
+    // Without this option Redis aborts the whole server when a module's RDB reader hits a short
+    // read, which a corrupt RESTORE payload can cause. With it, the loader sees the error and
+    // refuses the value (persistence::rdb_load returns null), and diskless replica loading is safe.
+    // SAFETY: called once from OnLoad with the module's context.
+    unsafe {
+        if let Some(set_options) = redis_module::raw::RedisModule_SetModuleOptions {
+            set_options(ctx.ctx, redis_module::raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32);
+        }
+    }
     let limits = config::limits();
     ctx.log_notice(&format!(
         "redis-dedup {} loaded: max-ttl-ms={} max-result-bytes={} token={}",
