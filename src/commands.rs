@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::config;
-use crate::entry::{Entry, Expiry, Phase};
+use crate::entry::{Entry, EntryRef, Expiry};
 use crate::errors::CommandError;
 use crate::info::{bump, Stat};
 use crate::keyspace::{now_ms, EntryKey};
@@ -54,7 +54,7 @@ fn redact(ctx: &Context, position: i32) {
     }
 }
 
-fn stored<'a>(entry: &'a Option<(&mut Entry, Expiry)>) -> Option<Stored<'a>> {
+fn stored<'a>(entry: &'a Option<(EntryRef<'_>, Expiry)>) -> Option<Stored<'a>> {
     entry.as_ref().map(|(entry, expiry)| Stored { entry, expiry: *expiry })
 }
 
@@ -78,44 +78,31 @@ fn replicate_put(ctx: &Context, key: &RedisString, entry: &Entry, expires_at: Op
 fn apply(ctx: &Context, name: &RedisString, key: &EntryKey, effect: Effect) -> Result<(), CommandError> {
     match effect {
         Effect::None => {}
-        Effect::Create { entry, expires_at } => {
-            replicate_put(ctx, name, &entry, Some(expires_at));
+        Effect::Store { entry, expires_at } => {
+            replicate_put(ctx, name, &entry, expires_at);
             key.store(entry);
-            key.expire_at(expires_at);
+            if let Some(at) = expires_at {
+                key.expire_at(at);
+            }
         }
         Effect::Renew { expires_at } => {
             key.expire_at(expires_at);
             let at = expires_at.to_string();
             ctx.replicate("PEXPIREAT", &[name.as_slice(), at.as_bytes()][..]);
         }
-        Effect::Complete { result, expires_at } => {
-            if let Some((entry, _)) = key.stored()? {
-                entry.phase = Phase::Done;
-                entry.result = result;
-                key.expire_at(expires_at);
-                replicate_put(ctx, name, entry, Some(expires_at));
-            }
-        }
         Effect::RaiseToken { token } => {
-            if let Some((entry, expiry)) = key.stored()? {
-                entry.token = token;
+            if let Some((mut entry, expiry)) = key.stored()? {
+                entry.set_token(token);
                 let at = match expiry {
                     Expiry::At(at) => Some(at),
                     Expiry::Never => None,
                 };
-                replicate_put(ctx, name, entry, at);
+                replicate_put(ctx, name, &entry, at);
             }
         }
         Effect::Delete => {
             key.delete();
             ctx.replicate("DEL", &[name.as_slice()][..]);
-        }
-        Effect::Replace { entry, expires_at } => {
-            replicate_put(ctx, name, &entry, expires_at);
-            key.store(entry);
-            if let Some(at) = expires_at {
-                key.expire_at(at);
-            }
         }
     }
     Ok(())
@@ -258,9 +245,9 @@ pub fn put(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let key = EntryKey::writable(ctx, name);
         // PUT overwrites, but never another type's key.
         drop(key.stored()?);
-        let Effect::Replace { entry, expires_at } = with_node_counter(|c| machine::put(&req, c)).effect
+        let Effect::Store { entry, expires_at } = with_node_counter(|c| machine::put(&req, c)).effect
         else {
-            unreachable!("PUT always replaces")
+            unreachable!("PUT always stores")
         };
         key.store(entry);
         if let Some(at) = expires_at {

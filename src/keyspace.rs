@@ -4,11 +4,9 @@
 //! and replication both use the same absolute expiry time, so a replica or an AOF replay never
 //! lengthens a lease. This wrapper keeps the few raw calls in one place.
 
-use std::os::raw::c_void;
-
 use redis_module::{raw, Context, RedisString};
 
-use crate::entry::{Entry, Expiry};
+use crate::entry::{Entry, EntryRef, Expiry};
 use crate::errors::CommandError;
 use crate::persistence::DEDUP_TYPE;
 
@@ -39,7 +37,7 @@ impl EntryKey {
     ///
     /// The returned reference points into Redis's keyspace and is valid until the key is
     /// written, deleted or closed; callers finish reading before they apply an effect.
-    pub fn stored<'k>(&'k self) -> Result<Option<(&'k mut Entry, Expiry)>, CommandError> {
+    pub fn stored(&self) -> Result<Option<(EntryRef<'_>, Expiry)>, CommandError> {
         if self.key.is_null() {
             return Ok(None);
         }
@@ -55,9 +53,10 @@ impl EntryKey {
         if module_type != *DEDUP_TYPE.raw_type.borrow() {
             return Err(CommandError::WrongType);
         }
-        // SAFETY: the key holds our type, whose values are always `Box<Entry>` pointers.
+        // SAFETY: the key holds our type, whose values always come from `Entry::into_raw`, and
+        // the borrow ends before this key handle is used to write.
         let entry = unsafe {
-            &mut *raw::RedisModule_ModuleTypeGetValue.expect("GetValue")(self.key).cast::<Entry>()
+            Entry::borrow_raw(raw::RedisModule_ModuleTypeGetValue.expect("GetValue")(self.key))
         };
         Ok(Some((entry, self.expiry())))
     }
@@ -75,9 +74,9 @@ impl EntryKey {
     /// Stores `entry`, replacing what was there. Redis drops any old expiry on replace, so the
     /// caller sets one with [`EntryKey::expire_at`].
     pub fn store(&self, entry: Entry) {
-        let value = Box::into_raw(Box::new(entry)).cast::<c_void>();
-        // SAFETY: the key is open for writing (only `writable` keys reach here), and the value is
-        // a leaked Box that Redis now owns and frees through the type's `free` callback.
+        let value = entry.into_raw();
+        // SAFETY: the key is open for writing (only `writable` keys reach here), and Redis now
+        // owns the value and frees it through the type's `free` callback.
         unsafe {
             raw::RedisModule_ModuleTypeSetValue.expect("SetValue")(
                 self.key,

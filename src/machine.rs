@@ -82,19 +82,16 @@ pub struct PutRequest<'a> {
 pub enum Effect {
     /// Read-only outcome.
     None,
-    /// Store a new entry that expires at the given absolute time.
-    Create { entry: Entry, expires_at: i64 },
+    /// Store this entry (a new claim, a completion marker, a PUT), replacing the old one, to
+    /// expire at the given absolute time. `None` only comes from a PUT without PXAT, which leaves
+    /// the key without expiry (AOF rewrites follow it with PEXPIREAT).
+    Store { entry: Entry, expires_at: Option<i64> },
     /// Keep the entry, move its expiry.
     Renew { expires_at: i64 },
-    /// Turn the claim into a completion marker in place.
-    Complete { result: Option<Vec<u8>>, expires_at: i64 },
     /// Raise the entry's token in place; the expiry is unchanged.
     RaiseToken { token: u64 },
     /// Remove the key.
     Delete,
-    /// Overwrite with the given entry; `None` leaves the key without expiry (AOF rewrites follow
-    /// the entry with PEXPIREAT).
-    Replace { entry: Entry, expires_at: Option<i64> },
 }
 
 /// A reply plus the effect that produced it.
@@ -144,9 +141,9 @@ pub fn claim(
         let token = tokens.issue().ok_or(TokensExhausted)?;
         return Ok(Step {
             reply: ClaimReply::Claimed { token, ttl_ms: req.ttl_ms },
-            effect: Effect::Create {
+            effect: Effect::Store {
                 entry: Entry::claimed(token, req.owner, req.fingerprint),
-                expires_at: now + req.ttl_ms,
+                expires_at: Some(now + req.ttl_ms),
             },
         });
     };
@@ -156,10 +153,10 @@ pub fn claim(
     if entry.fingerprint_conflicts(req.fingerprint) {
         return Ok(Step::read_only(ClaimReply::Mismatch { pttl }));
     }
-    Ok(match entry.phase {
-        Phase::Done => Step::read_only(ClaimReply::Done { pttl, result: entry.result.clone() }),
-        Phase::Claimed if entry.owner == req.owner => Step {
-            reply: ClaimReply::Claimed { token: entry.token, ttl_ms: req.ttl_ms },
+    Ok(match entry.phase() {
+        Phase::Done => Step::read_only(ClaimReply::Done { pttl, result: entry.result().map(<[u8]>::to_vec) }),
+        Phase::Claimed if entry.owner() == req.owner => Step {
+            reply: ClaimReply::Claimed { token: entry.token(), ttl_ms: req.ttl_ms },
             effect: Effect::Renew { expires_at: now + req.ttl_ms },
         },
         Phase::Claimed => Step::read_only(ClaimReply::Held { pttl }),
@@ -190,9 +187,9 @@ pub fn complete(stored: Option<Stored<'_>>, req: &CompleteRequest<'_>, now: i64)
     match live(stored, now) {
         Some(s) if s.entry.is_claimed_by(req.owner) => Step {
             reply: true,
-            effect: Effect::Complete {
-                result: req.result.map(<[u8]>::to_vec),
-                expires_at: now + req.retention_ms,
+            effect: Effect::Store {
+                entry: s.entry.completed(req.result),
+                expires_at: Some(now + req.retention_ms),
             },
         },
         Some(s) if s.entry.is_done_by(req.owner) => Step::read_only(true),
@@ -211,9 +208,9 @@ pub fn fence(
     match live(stored, now) {
         Some(s) if s.entry.is_claimed_by(req.owner) => {
             tokens.observe(req.token);
-            let token = s.entry.token.max(req.token);
+            let token = s.entry.token().max(req.token);
             let effect =
-                if token == s.entry.token { Effect::None } else { Effect::RaiseToken { token } };
+                if token == s.entry.token() { Effect::None } else { Effect::RaiseToken { token } };
             Step { reply: true, effect }
         }
         _ => Step::read_only(false),
@@ -225,9 +222,9 @@ pub fn status(stored: Option<Stored<'_>>, now: i64) -> StatusReply {
         None => StatusReply::Free,
         Some(Stored { entry, expiry }) => {
             let pttl = expiry.pttl(now);
-            match entry.phase {
-                Phase::Claimed => StatusReply::Claimed { pttl, token: entry.token },
-                Phase::Done => StatusReply::Done { pttl, token: entry.token },
+            match entry.phase() {
+                Phase::Claimed => StatusReply::Claimed { pttl, token: entry.token() },
+                Phase::Done => StatusReply::Done { pttl, token: entry.token() },
             }
         }
     }
@@ -239,14 +236,8 @@ pub fn put(req: &PutRequest<'_>, tokens: &mut TokenCounter) -> Step<()> {
     if let Some(floor) = req.counter_floor {
         tokens.observe(floor);
     }
-    let entry = Entry {
-        phase: req.phase,
-        token: req.token,
-        owner: req.owner.to_vec(),
-        fingerprint: req.fingerprint.map(<[u8]>::to_vec),
-        result: req.result.map(<[u8]>::to_vec),
-    };
-    Step { reply: (), effect: Effect::Replace { entry, expires_at: req.expires_at } }
+    let entry = Entry::new(req.phase, req.token, req.owner, req.fingerprint, req.result);
+    Step { reply: (), effect: Effect::Store { entry, expires_at: req.expires_at } }
 }
 
 #[cfg(test)]
@@ -262,11 +253,7 @@ mod tests {
     }
 
     fn done_by(owner: &[u8], token: u64, fp: Option<&[u8]>, result: Option<&[u8]>) -> Entry {
-        Entry {
-            phase: Phase::Done,
-            result: result.map(<[u8]>::to_vec),
-            ..Entry::claimed(token, owner, fp)
-        }
+        Entry::new(Phase::Done, token, owner, fp, result)
     }
 
     fn at(entry: &Entry, expires_at: i64) -> Option<Stored<'_>> {
@@ -295,10 +282,7 @@ mod tests {
                 owner: ME,
                 fp: Some(b"fp1"),
                 reply: ClaimReply::Claimed { token: 11, ttl_ms: 500 },
-                effect: Effect::Create {
-                    entry: claimed_by(ME, 11, Some(b"fp1")),
-                    expires_at: NOW + 500,
-                },
+                effect: Effect::Store { entry: claimed_by(ME, 11, Some(b"fp1")), expires_at: Some(NOW + 500) },
             },
             Case {
                 name: "expired claim counts as free",
@@ -306,7 +290,7 @@ mod tests {
                 owner: ME,
                 fp: None,
                 reply: ClaimReply::Claimed { token: 11, ttl_ms: 500 },
-                effect: Effect::Create { entry: claimed_by(ME, 11, None), expires_at: NOW + 500 },
+                effect: Effect::Store { entry: claimed_by(ME, 11, None), expires_at: Some(NOW + 500) },
             },
             Case {
                 name: "claim at its exact expiry millisecond is still held",
@@ -378,7 +362,7 @@ mod tests {
                 owner: ME,
                 fp: None,
                 reply: ClaimReply::Claimed { token: 11, ttl_ms: 500 },
-                effect: Effect::Create { entry: claimed_by(ME, 11, None), expires_at: NOW + 500 },
+                effect: Effect::Store { entry: claimed_by(ME, 11, None), expires_at: Some(NOW + 500) },
             },
         ];
         for case in cases {
@@ -387,7 +371,7 @@ mod tests {
             let step = claim(case.stored, &req, NOW, &mut tokens).unwrap();
             assert_eq!(step.reply, case.reply, "{}", case.name);
             assert_eq!(step.effect, case.effect, "{}", case.name);
-            let issued = matches!(case.effect, Effect::Create { .. });
+            let issued = matches!(case.effect, Effect::Store { .. });
             assert_eq!(tokens.last(), if issued { 11 } else { 10 }, "{}", case.name);
         }
     }
@@ -430,9 +414,12 @@ mod tests {
             let req = CompleteRequest { retention_ms: 5_000, owner: ME, result: Some(b"new") };
             let c = complete(stored, &req, NOW);
             assert_eq!(c.reply, completes, "complete: {name}");
-            let fresh = stored.is_some_and(|s| s.entry.phase == Phase::Claimed) && completes;
+            let fresh = stored.is_some_and(|s| s.entry.phase() == Phase::Claimed) && completes;
             let want = if fresh {
-                Effect::Complete { result: Some(b"new".to_vec()), expires_at: NOW + 5_000 }
+                Effect::Store {
+                    entry: done_by(ME, 3, None, Some(b"new")),
+                    expires_at: Some(NOW + 5_000),
+                }
             } else {
                 Effect::None
             };
@@ -499,10 +486,7 @@ mod tests {
         assert_eq!(tokens.last(), 20);
         assert_eq!(
             step.effect,
-            Effect::Replace {
-                entry: done_by(ME, 9, Some(b"f"), Some(b"r")),
-                expires_at: Some(NOW + 1)
-            }
+            Effect::Store { entry: done_by(ME, 9, Some(b"f"), Some(b"r")), expires_at: Some(NOW + 1) }
         );
     }
 
@@ -511,7 +495,7 @@ mod tests {
         // One id through its whole life, with the clock injected step by step.
         let mut tokens = TokenCounter::default();
         let req = ClaimRequest { ttl_ms: 100, owner: ME, fingerprint: None };
-        let Effect::Create { mut entry, expires_at } = claim(None, &req, NOW, &mut tokens).unwrap().effect
+        let Effect::Store { entry, expires_at: Some(expires_at) } = claim(None, &req, NOW, &mut tokens).unwrap().effect
         else {
             panic!("expected a new claim")
         };
@@ -525,11 +509,11 @@ mod tests {
         let Effect::Renew { expires_at } = ext.effect else { panic!("extend failed") };
         expiry = Expiry::At(expires_at);
         let creq = CompleteRequest { retention_ms: 1_000, owner: ME, result: None };
-        let Effect::Complete { result, expires_at } = complete(Some(Stored { entry: &entry, expiry }), &creq, NOW + 150).effect else {
+        let Effect::Store { entry, expires_at: Some(expires_at) } =
+            complete(Some(Stored { entry: &entry, expiry }), &creq, NOW + 150).effect
+        else {
             panic!("complete failed")
         };
-        entry.phase = Phase::Done;
-        entry.result = result;
         expiry = Expiry::At(expires_at);
         let s = status(Some(Stored { entry: &entry, expiry }), NOW + 1_150);
         assert_eq!(s, StatusReply::Done { pttl: 0, token: 1 });

@@ -1,7 +1,8 @@
 //! The `dedup-ent` data type: how entries are saved to and loaded from RDB, rewritten into the
 //! AOF, copied, measured and freed, and how the token counter rides along in RDB aux data.
 //!
-//! RDB encoding, version 1 (the type's encver):
+//! RDB encoding, version 1 (the type's encver). The in-memory packing (entry.rs) is separate,
+//! so it can change without a new encoding version:
 //!
 //! ```text
 //! unsigned  phase        0 = CLAIMED, 1 = DONE
@@ -72,26 +73,26 @@ fn load_entry(rdb: *mut raw::RedisModuleIO) -> Option<Entry> {
         _ => return None,
     };
     let token = raw::load_unsigned(rdb).ok()?;
-    let owner = raw::load_string_buffer(rdb).ok()?.as_ref().to_vec();
+    let owner = raw::load_string_buffer(rdb).ok()?;
+    let owner = owner.as_ref();
     let flags = raw::load_unsigned(rdb).ok()?;
     if token > MAX_TOKEN || owner.is_empty() || owner.len() > MAX_OWNER_BYTES || flags > 3 {
         return None;
     }
     let fingerprint = if flags & HAS_FINGERPRINT != 0 {
-        let fp = raw::load_string_buffer(rdb).ok()?.as_ref().to_vec();
-        if fp.is_empty() || fp.len() > MAX_FINGERPRINT_BYTES {
+        let fp = raw::load_string_buffer(rdb).ok()?;
+        if fp.as_ref().is_empty() || fp.as_ref().len() > MAX_FINGERPRINT_BYTES {
             return None;
         }
         Some(fp)
     } else {
         None
     };
-    let result = if flags & HAS_RESULT != 0 {
-        Some(raw::load_string_buffer(rdb).ok()?.as_ref().to_vec())
-    } else {
-        None
-    };
-    Some(Entry { phase, token, owner, fingerprint, result })
+    let result = if flags & HAS_RESULT != 0 { Some(raw::load_string_buffer(rdb).ok()?) } else { None };
+    if result.as_ref().is_some_and(|r| u32::try_from(r.as_ref().len()).is_err()) {
+        return None;
+    }
+    Some(Entry::new(phase, token, owner, fingerprint.as_ref().map(|f| f.as_ref()), result.as_ref().map(|r| r.as_ref())))
 }
 
 extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
@@ -104,26 +105,26 @@ extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_vo
     match loaded {
         Ok(Some(entry)) => {
             // Any token present in the data set must stay below future tokens (RESTORE included).
-            with_node_counter(|c| c.observe(entry.token));
-            Box::into_raw(Box::new(entry)).cast()
+            with_node_counter(|c| c.observe(entry.token()));
+            entry.into_raw()
         }
         _ => ptr::null_mut(),
     }
 }
 
 extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    // SAFETY: Redis passes back a value created by this type: a `Box<Entry>` pointer.
-    let entry = unsafe { &*value.cast::<Entry>() };
-    raw::save_unsigned(rdb, phase_code(entry.phase));
-    raw::save_unsigned(rdb, entry.token);
-    raw::save_slice(rdb, &entry.owner);
-    let flags = if entry.fingerprint.is_some() { HAS_FINGERPRINT } else { 0 }
-        | if entry.result.is_some() { HAS_RESULT } else { 0 };
+    // SAFETY: Redis passes back a value created by this type and keeps it alive for the call.
+    let entry = unsafe { Entry::borrow_raw(value) };
+    raw::save_unsigned(rdb, phase_code(entry.phase()));
+    raw::save_unsigned(rdb, entry.token());
+    raw::save_slice(rdb, entry.owner());
+    let flags = if entry.fingerprint().is_some() { HAS_FINGERPRINT } else { 0 }
+        | if entry.result().is_some() { HAS_RESULT } else { 0 };
     raw::save_unsigned(rdb, flags);
-    if let Some(fp) = &entry.fingerprint {
+    if let Some(fp) = entry.fingerprint() {
         raw::save_slice(rdb, fp);
     }
-    if let Some(result) = &entry.result {
+    if let Some(result) = entry.result() {
         raw::save_slice(rdb, result);
     }
 }
@@ -131,9 +132,9 @@ extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
 /// The arguments after the key of the `DEDUP.PUT` that recreates `entry`.
 pub fn put_arguments(entry: &Entry, expires_at: Option<i64>, counter: Option<u64>) -> Vec<Vec<u8>> {
     let mut args = vec![
-        entry.token.to_string().into_bytes(),
-        entry.owner.clone(),
-        entry.phase.as_str().as_bytes().to_vec(),
+        entry.token().to_string().into_bytes(),
+        entry.owner().to_vec(),
+        entry.phase().as_str().as_bytes().to_vec(),
     ];
     if let Some(at) = expires_at {
         args.extend([b"PXAT".to_vec(), at.to_string().into_bytes()]);
@@ -141,11 +142,11 @@ pub fn put_arguments(entry: &Entry, expires_at: Option<i64>, counter: Option<u64
     if let Some(counter) = counter {
         args.extend([b"COUNTER".to_vec(), counter.to_string().into_bytes()]);
     }
-    if let Some(fp) = &entry.fingerprint {
-        args.extend([b"FP".to_vec(), fp.clone()]);
+    if let Some(fp) = entry.fingerprint() {
+        args.extend([b"FP".to_vec(), fp.to_vec()]);
     }
-    if let Some(result) = &entry.result {
-        args.extend([b"RESULT".to_vec(), result.clone()]);
+    if let Some(result) = entry.result() {
+        args.extend([b"RESULT".to_vec(), result.to_vec()]);
     }
     args
 }
@@ -156,10 +157,10 @@ extern "C" fn aof_rewrite(
     value: *mut c_void,
 ) {
     // SAFETY: as in rdb_save.
-    let entry = unsafe { &*value.cast::<Entry>() };
+    let entry = unsafe { Entry::borrow_raw(value) };
     // Redis appends PEXPIREAT after each rewritten key, so no PXAT here. COUNTER carries the
     // token counter into AOF files that have no RDB preamble (and so no aux data).
-    let args: Vec<RedisString> = put_arguments(entry, None, Some(node_counter()))
+    let args: Vec<RedisString> = put_arguments(&entry, None, Some(node_counter()))
         .iter()
         .map(|a| RedisString::create_from_slice(ptr::null_mut(), a))
         .collect();
@@ -179,15 +180,14 @@ extern "C" fn aof_rewrite(
 
 extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
-        // SAFETY: the value is a `Box<Entry>` pointer owned by Redis, freed exactly once here.
-        drop(unsafe { Box::from_raw(value.cast::<Entry>()) });
+        // SAFETY: Redis hands over a value of this type to be freed exactly once.
+        drop(unsafe { Entry::from_raw(value) });
     }
 }
 
 extern "C" fn mem_usage(value: *const c_void) -> usize {
     // SAFETY: as in rdb_save.
-    let entry = unsafe { &*value.cast::<Entry>() };
-    std::mem::size_of::<Entry>() + entry.heap_bytes()
+    unsafe { Entry::borrow_raw(value.cast_mut()) }.heap_bytes()
 }
 
 extern "C" fn copy(
@@ -196,8 +196,7 @@ extern "C" fn copy(
     value: *const c_void,
 ) -> *mut c_void {
     // SAFETY: as in rdb_save.
-    let entry = unsafe { &*value.cast::<Entry>() };
-    Box::into_raw(Box::new(entry.clone())).cast()
+    unsafe { Entry::borrow_raw(value.cast_mut()) }.clone().into_raw()
 }
 
 extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
@@ -223,13 +222,7 @@ mod tests {
 
     #[test]
     fn put_arguments_round_trip_through_the_parser() {
-        let entry = Entry {
-            phase: Phase::Done,
-            token: 42,
-            owner: vec![0, 1, 2],
-            fingerprint: Some(b"fp".to_vec()),
-            result: Some(vec![0, 0xff]),
-        };
+        let entry = Entry::new(Phase::Done, 42, &[0, 1, 2], Some(b"fp"), Some(&[0, 0xff]));
         let args = put_arguments(&entry, Some(1234), Some(99));
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let req = crate::parse::put(&argv).unwrap();
@@ -237,7 +230,7 @@ mod tests {
         let step = crate::machine::put(&req, &mut counter);
         assert_eq!(
             step.effect,
-            crate::machine::Effect::Replace { entry, expires_at: Some(1234) }
+            crate::machine::Effect::Store { entry, expires_at: Some(1234) }
         );
         assert_eq!(counter.last(), 99);
     }
