@@ -7,13 +7,13 @@
 //! Do not call it from async code: blocking a runtime's thread on another runtime panics. Use
 //! [`crate::Dedup`] there.
 //!
-//! ```no_run
+//! ```
+//! # fn main() -> Result<(), dedup_client::Error> {
+//! # let servers: Vec<_> = (0..3).map(|_| testkit::RedisServer::start()).collect();
+//! # let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
 //! use dedup_client::blocking::{Claim, Dedup};
 //!
-//! # fn run() -> Result<(), dedup_client::Error> {
-//! let dedup = Dedup::builder()
-//!     .nodes(["redis://127.0.0.1:7001", "redis://127.0.0.1:7002", "redis://127.0.0.1:7003"])
-//!     .connect()?;
+//! let dedup = Dedup::builder().nodes(urls).connect()?;
 //! match dedup.claim("job:42")? {
 //!     Claim::Acquired(lease) => {
 //!         // ... work ...
@@ -23,6 +23,7 @@
 //!     Claim::InProgress { .. } => println!("running elsewhere"),
 //!     Claim::Mismatch => println!("different payload"),
 //! }
+//! assert!(matches!(dedup.claim("job:42")?, Claim::Completed { result: Some(r) } if r == b"ok"));
 //! # Ok(()) }
 //! ```
 
@@ -108,11 +109,21 @@ impl Dedup {
     }
 
     /// Claims `id` with the client's settings; see [`crate::Dedup::claim`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Dedup::claim`].
     pub fn claim(&self, id: &str) -> Result<Claim, Error> {
         self.claim_with(id, ClaimOptions::default())
     }
 
     /// Claims `id`; see [`crate::Dedup::claim_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Dedup::claim_with`].
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn run(dedup: dedup_client::blocking::Dedup) -> Result<(), dedup_client::Error> {
@@ -126,6 +137,10 @@ impl Dedup {
     }
 
     /// Runs `job` at most once per `id`; see [`Dedup::once_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Dedup::once_with`].
     pub fn once<T, E, F>(&self, id: &str, job: F) -> Result<Once<T>, OnceError<E>>
     where
         T: Serialize + DeserializeOwned,
@@ -140,6 +155,12 @@ impl Dedup {
     /// A blocking job cannot be stopped from outside: check [`LeaseWatch::is_lost`] between
     /// steps and stop when it says so. The output is recorded even if the lease was lost meanwhile
     /// (the nodes still holding this claim record it, and the returned completion says how many).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Dedup::once_with`], except that a lost lease does not stop the job.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn run(dedup: dedup_client::blocking::Dedup) -> Result<(), Box<dyn std::error::Error>> {
@@ -254,6 +275,10 @@ impl Lease {
     }
 
     /// Extends the lease; see [`crate::Lease::extend`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Lease::extend`].
     pub fn extend(&self) -> Result<Duration, Error> {
         self.runtime.get().block_on(self.inner().extend())
     }
@@ -265,6 +290,12 @@ impl Lease {
     }
 
     /// Marks the id done on every node; see [`crate::Lease::complete`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Lease::complete`].
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn run(lease: dedup_client::blocking::Lease) -> Result<(), dedup_client::Error> {

@@ -76,6 +76,10 @@ impl Builder<Async> {
     /// duration.
     ///
     /// Must be called inside a Tokio runtime (with the time and I/O drivers enabled).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a setting can never work.
     pub async fn connect(self) -> Result<Dedup, Error> {
         Dedup::connect(&self.urls, self.settings).await
     }
@@ -89,6 +93,11 @@ impl Builder<Blocking> {
     /// Starts the client's own runtime and connects, as [`Builder::<Async>::connect`] does.
     ///
     /// Must not be called from async code (it blocks).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a setting can never work; [`Error::Runtime`] when the runtime
+    /// cannot be started.
     pub fn connect(self) -> Result<crate::blocking::Dedup, Error> {
         crate::blocking::Dedup::connect(&self.urls, self.settings)
     }

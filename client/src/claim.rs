@@ -24,21 +24,33 @@ use crate::quorum::{self, AckVerdict, Acks, RetryCause, Verdict, Vote};
 ///
 /// # What to answer a webhook sender
 ///
-/// ```no_run
-/// # async fn handle(dedup: dedup_client::Dedup, id: &str) -> Result<u16, dedup_client::Error> {
-/// use dedup_client::Claim;
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), dedup_client::Error> {
+/// # let servers: Vec<_> = (0..3).map(|_| testkit::RedisServer::start()).collect();
+/// # let urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
+/// use dedup_client::{Claim, Dedup, Error};
 ///
-/// Ok(match dedup.claim(id).await? {
-///     Claim::Acquired(lease) => {
-///         // Process the event, then record it: duplicates from now on get `Completed`.
-///         lease.complete(Some(b"record 42")).await?;
-///         200
-///     }
-///     Claim::Completed { .. } => 200,    // already processed: acknowledge, do nothing
-///     Claim::InProgress { .. } => 409,   // being processed right now: let the sender retry
-///     Claim::Mismatch => 422,            // same id, different payload: refuse
-/// })
-/// # }
+/// async fn answer(dedup: &Dedup, id: &str) -> Result<u16, Error> {
+///     Ok(match dedup.claim(id).await? {
+///         Claim::Acquired(lease) => {
+///             // Process the event, then record it: duplicates from now on get `Completed`.
+///             lease.complete(Some(b"record 42")).await?;
+///             200
+///         }
+///         Claim::Completed { .. } => 200,  // already processed: acknowledge, do nothing
+///         Claim::InProgress { .. } => 409, // being processed right now: the sender retries
+///         Claim::Mismatch => 422,          // same id, different payload: refuse
+///     })
+/// }
+///
+/// let dedup = Dedup::builder().nodes(urls).connect().await?;
+/// assert_eq!(answer(&dedup, "evt_1").await?, 200); // processed now
+/// assert_eq!(answer(&dedup, "evt_1").await?, 200); // a duplicate: not processed again
+///
+/// let busy = dedup.claim("evt_2").await?;          // another worker is on evt_2
+/// assert_eq!(answer(&dedup, "evt_2").await?, 409);
+/// # drop(busy); Ok(()) }
 /// ```
 #[derive(Debug)]
 #[must_use = "a claim tells whether to do the work; an acquired lease should be completed or released"]
@@ -100,6 +112,9 @@ impl<L> Claim<L> {
 }
 
 /// Runs the whole claim protocol for one id.
+///
+/// If the returned future is dropped midway (a caller's request was cancelled), whatever it had
+/// claimed is released in the background, so the id does not stay blocked for a lease.
 pub(crate) async fn claim(
     cluster: &Arc<Cluster>,
     settings: &Settings,
@@ -107,6 +122,20 @@ pub(crate) async fn claim(
     options: Resolved,
 ) -> Result<Claim, Error> {
     let owner = Owner::random()?;
+    let mut guard = ReleaseOnDrop { cluster: cluster.clone(), key: key.to_string(), owner: owner.clone(), armed: true };
+    let outcome = rounds(cluster, settings, key, options, owner).await;
+    guard.armed = false;
+    outcome
+}
+
+/// The claim rounds; see [`claim`].
+async fn rounds(
+    cluster: &Arc<Cluster>,
+    settings: &Settings,
+    key: &str,
+    options: Resolved,
+    owner: Owner,
+) -> Result<Claim, Error> {
     let ttl = options.lease;
     let cmd = claim_cmd(key, ttl, &owner, options.fingerprint.as_deref());
     let attempts = settings.retries.saturating_add(1);
@@ -124,7 +153,7 @@ pub(crate) async fn claim(
             key,
             attempt,
             verdict = verdict.name(),
-            elapsed_ms = start.elapsed().as_millis() as u64,
+            elapsed_ms = millis(start.elapsed()),
             nodes = %cluster.outcomes(&slots),
             "claim round"
         );
@@ -169,7 +198,7 @@ pub(crate) async fn claim(
         last = Some((cause, cluster.unavailable(&slots)));
         if attempt < attempts {
             let pause = random_delay(settings.retry_delay);
-            tracing::debug!(key, attempt, pause_ms = pause.as_millis() as u64, "no quorum; retrying");
+            tracing::debug!(key, attempt, pause_ms = millis(pause), "no quorum; retrying");
             tokio::time::sleep(pause).await;
         }
     }
@@ -186,24 +215,63 @@ fn votes(slots: &[Option<Result<Vote, NodeError>>]) -> Vec<Option<Vote>> {
     slots.iter().map(|slot| slot.as_ref().map(|reply| reply.clone().unwrap_or(Vote::Failed))).collect()
 }
 
-/// Releases whatever this round may have claimed: nodes that said `CLAIMED`, failed (the claim
-/// may have landed before the error), or had not answered (on a multiplexed connection the
-/// release goes out after the claim, so it undoes it).
-async fn release_partial(cluster: &Cluster, key: &str, owner: &Owner, slots: &Slots<Vote>) {
-    let targets: Vec<usize> = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, slot)| matches!(slot, None | Some(Err(_)) | Some(Ok(Vote::Claimed { .. }))))
-        .map(|(i, _)| i)
-        .collect();
-    if targets.is_empty() {
-        return;
+/// Releases whatever a round may have claimed, so that when the claim returns, its partial
+/// claims are gone.
+///
+/// Nodes that said `CLAIMED`, and nodes that had not answered when a `DONE` decided the round
+/// early, get a release that is awaited (on a multiplexed connection it goes out after the claim,
+/// so it undoes it). Nodes that failed (the claim may have landed before the error) get theirs in
+/// the background: waiting on a node already seen failing would only cost the caller another
+/// node timeout, and the release still reaches it whenever it recovers, or its lease runs out.
+async fn release_partial(cluster: &Arc<Cluster>, key: &str, owner: &Owner, slots: &Slots<Vote>) {
+    let (mut awaited, mut failed) = (Vec::new(), Vec::new());
+    for (i, slot) in slots.iter().enumerate() {
+        match slot {
+            None | Some(Ok(Vote::Claimed { .. })) => awaited.push(i),
+            Some(Err(_)) => failed.push(i),
+            Some(Ok(_)) => {}
+        }
     }
-    let cmd = release_cmd(key, owner);
-    let released = cluster
-        .broadcast(targets, &cmd, cluster.node_timeout(), |r| parse_ack(r, "DEDUP.RELEASE"), |_| false)
-        .await;
-    tracing::debug!(key, nodes = %cluster.outcomes(&released), "released partial claims");
+    if !failed.is_empty() {
+        release_in_background(cluster.clone(), key.to_string(), owner.clone(), failed);
+    }
+    if !awaited.is_empty() {
+        let cmd = release_cmd(key, owner);
+        let released = cluster
+            .broadcast(awaited, &cmd, cluster.node_timeout(), |r| parse_ack(r, "DEDUP.RELEASE"), |_| false)
+            .await;
+        tracing::debug!(key, nodes = %cluster.outcomes(&released), "released partial claims");
+    }
+}
+
+/// Sends `DEDUP.RELEASE` to `targets` from a task of its own (nothing happens outside a Tokio
+/// runtime; the claims then end with their lease).
+fn release_in_background(cluster: Arc<Cluster>, key: String, owner: Owner, targets: Vec<usize>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        let cmd = release_cmd(&key, &owner);
+        let released = cluster
+            .broadcast(targets, &cmd, cluster.node_timeout(), |r| parse_ack(r, "DEDUP.RELEASE"), |_| false)
+            .await;
+        tracing::debug!(key, nodes = %cluster.outcomes(&released), "released possible claims in the background");
+    });
+}
+
+/// Releases everything in the background if a claim is dropped before it finishes.
+struct ReleaseOnDrop {
+    cluster: Arc<Cluster>,
+    key: String,
+    owner: Owner,
+    armed: bool,
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let all = (0..self.cluster.len()).collect();
+            release_in_background(self.cluster.clone(), std::mem::take(&mut self.key), self.owner.clone(), all);
+        }
+    }
 }
 
 /// Fenced mode: raises every node's token counter to `token`, the largest token of the claim.
@@ -231,9 +299,14 @@ async fn fence(
     if verdict == AckVerdict::Reached && Instant::now() < valid_until {
         return Ok(token);
     }
-    let all: Slots<Vote> = (0..cluster.len()).map(|_| None).collect();
-    release_partial(cluster, key, owner, &all).await;
+    let release = release_cmd(key, owner);
+    cluster.broadcast_all(&release, cluster.node_timeout(), |r| parse_ack(r, "DEDUP.RELEASE"), |_| false).await;
     Err(Error::LeaseLost { key: key.to_string(), reason: LossReason::NotFenced })
+}
+
+/// Whole milliseconds, for logs.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A uniformly random pause in `0..=max`, so that racing claimants stop colliding.

@@ -64,6 +64,12 @@ impl Dedup {
 
     /// Claims `id` with the client's settings. See [`Dedup::claim_with`].
     ///
+    /// # Errors
+    ///
+    /// As [`Dedup::claim_with`].
+    ///
+    /// # Examples
+    ///
     /// ```no_run
     /// # async fn run(dedup: dedup_client::Dedup) -> Result<(), dedup_client::Error> {
     /// let claim = dedup.claim("webhook:evt_123").await?;
@@ -82,6 +88,18 @@ impl Dedup {
     /// what was claimed and tries again after a random pause, up to [`Builder::retries`] times;
     /// then it fails with [`Error::Unavailable`] if failed nodes stood in the way, or
     /// [`Error::Contended`] if racing claims split the votes.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Unavailable`]: failed nodes left no quorum on the last round (never a
+    ///   duplicate verdict: answer so that the sender retries);
+    /// - [`Error::Contended`]: racing claims split the votes on every round;
+    /// - [`Error::LeaseLost`] ([`crate::LossReason::NotFenced`]): fenced mode only, the fencing
+    ///   token could not be set on a quorum, and the claim was released;
+    /// - [`Error::Config`]: an empty id, or options out of range ([`ClaimOptions`]);
+    /// - [`Error::Entropy`]: the OS random number generator failed.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn run(dedup: dedup_client::Dedup, body: &[u8]) -> Result<(), dedup_client::Error> {
@@ -106,6 +124,12 @@ impl Dedup {
     }
 
     /// Runs `job` at most once per `id` (see [`Dedup::once_with`]), with the client's settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dedup::once_with`].
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn run(dedup: dedup_client::Dedup) {
@@ -146,6 +170,17 @@ impl Dedup {
     /// id was already done, the stored output is decoded and returned ([`Once::Replayed`]).
     ///
     /// "At most once" holds as long as leases hold; see the crate docs for what can break them.
+    ///
+    /// # Errors
+    ///
+    /// - [`OnceError::Job`]: the job returned an error; the claim was released;
+    /// - [`OnceError::Dedup`] with any error of [`Dedup::claim_with`]; with
+    ///   [`Error::LeaseLost`] when the lease was lost while the job ran (the job was stopped);
+    ///   with [`Error::Encode`] when the output could not be serialized (the claim was
+    ///   released); with [`Error::Decode`] when the stored output of a duplicate does not
+    ///   decode as `T`.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn run(dedup: dedup_client::Dedup, body: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {

@@ -190,6 +190,12 @@ impl Lease {
     /// [`Error::Unavailable`] when failed nodes kept the quorum from forming (the lease still holds
     /// for what is left of its validity, and a later call may succeed).
     ///
+    /// # Errors
+    ///
+    /// [`Error::LeaseLost`] or [`Error::Unavailable`], as above.
+    ///
+    /// # Examples
+    ///
     /// ```no_run
     /// # async fn run(lease: dedup_client::Lease) -> Result<(), dedup_client::Error> {
     /// let validity = lease.extend().await?;
@@ -226,6 +232,13 @@ impl Lease {
     /// sees `DONE` as long as one of those nodes answers), but a weaker one; zero is an error:
     /// [`Error::LeaseLost`] when every node answered that the claim is not this owner's, or
     /// [`Error::Unavailable`] when nodes failed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LeaseLost`] or [`Error::Unavailable`] when no node recorded the completion, as
+    /// above.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn run(lease: dedup_client::Lease) -> Result<(), dedup_client::Error> {
@@ -571,7 +584,7 @@ async fn keep_alive(shared: Arc<Shared>) {
                         shared.mark_lost(LossReason::Unconfirmed { failures });
                         return;
                     }
-                    tokio::time::sleep(pause.min(left - give_up_when_left)).await;
+                    tokio::time::sleep(pause.min(left.saturating_sub(give_up_when_left))).await;
                 }
                 // Lost (already marked), or anything unexpected: stop.
                 Err(_) => return,

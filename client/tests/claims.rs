@@ -196,3 +196,23 @@ async fn results_are_binary_safe() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_cancelled_claim_releases_what_it_claimed() {
+    let nodes = Nodes::start(3);
+    let dedup = nodes.builder().node_timeout(Duration::from_secs(5)).connect().await.unwrap();
+    // With node 2 paused, the round cannot end before node 2's 5 s timeout: cancel it midway.
+    nodes.servers[2].pause();
+    let cancelled = tokio::time::timeout(Duration::from_millis(100), dedup.claim("evt")).await;
+    assert!(cancelled.is_err(), "the claim should still be waiting for the paused node");
+    let mut phases = nodes.phases(0..2, "evt");
+    for _ in 0..200 {
+        if phases == ["FREE", "FREE"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        phases = nodes.phases(0..2, "evt");
+    }
+    assert_eq!(phases, ["FREE", "FREE"], "the cancelled claim was released");
+    nodes.servers[2].resume();
+}

@@ -81,17 +81,18 @@ async fn racing_workers_never_overlap_and_each_id_is_done_once() {
     for id in 0..IDS {
         let key = format!("race:{id}");
         if let Claim::Acquired(lease) = dedup.claim(&key).await.unwrap() {
-            let mut history = history.lock().unwrap();
-            let entry = history.entry(id).or_default();
-            let now = Instant::now();
-            entry.held.push((now, now));
-            entry.completed_by.push(usize::MAX);
-            drop(history);
+            {
+                let mut history = history.lock().unwrap();
+                let entry = history.entry(id).or_default();
+                let now = Instant::now();
+                entry.held.push((now, now));
+                entry.completed_by.push(usize::MAX);
+            }
             lease.complete(Some(usize::MAX.to_string().as_bytes())).await.unwrap();
         }
     }
 
-    let history = history.lock().unwrap();
+    let history = std::mem::take(&mut *history.lock().unwrap());
     let mut reacquired = 0;
     for id in 0..IDS {
         let key = format!("race:{id}");
@@ -109,7 +110,10 @@ async fn racing_workers_never_overlap_and_each_id_is_done_once() {
             }
             other => panic!("{key}: {other:?}"),
         }
-        assert_eq!(nodes.phases(0..3, &key), vec!["DONE"; 3]);
+        // A quorum at least: a racing claimant's partial claim can sit on one node while the
+        // completer completes, which that node then refuses (the completion is still durable).
+        let done = nodes.phases(0..3, &key).iter().filter(|p| *p == "DONE").count();
+        assert!(done >= 2, "{key}: DONE on {done} nodes");
     }
     assert!(reacquired > 0, "released ids were acquired again");
     eprintln!(

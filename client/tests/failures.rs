@@ -25,6 +25,20 @@ async fn process(dedup: &Dedup, id: &str) -> usize {
     }
 }
 
+/// Processes fresh ids until one is recorded by all `n` nodes (a node coming back), within a
+/// bounded number of tries; returns the last count.
+async fn processed_by_all(dedup: &Dedup, n: usize) -> usize {
+    let mut acked = 0;
+    for i in 0..100 {
+        acked = process(dedup, &format!("after{i}")).await;
+        if acked == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    acked
+}
+
 #[tokio::test]
 async fn one_node_down_from_the_start_claims_work() {
     for n in [3, 5] {
@@ -122,7 +136,8 @@ async fn a_node_killed_mid_run() {
         nodes.servers[0].kill();
 
         let acked = bounded("worker", worker).await.unwrap();
-        assert!(acked.iter().all(|&a| a >= n / 2 + 1), "every completion durable: {acked:?}");
+        let quorum = n / 2 + 1;
+        assert!(acked.iter().all(|&a| a >= quorum), "every completion durable: {acked:?}");
         assert_eq!(acked[..16], vec![n; 16][..], "before the kill, every node");
         assert_eq!(*acked.last().unwrap(), n - 1, "after the kill, the live nodes");
         let completion = held.complete(None).await.unwrap();
@@ -163,15 +178,7 @@ async fn a_paused_node_costs_at_most_its_timeout_and_never_hangs() {
             server.resume();
         }
         // Back to full strength once the paused nodes have worked off their backlog.
-        let mut acked = 0;
-        for i in 0..100 {
-            acked = process(&dedup, &format!("after{i}")).await;
-            if acked == n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(acked, n, "resumed nodes take part again");
+        assert_eq!(processed_by_all(&dedup, n).await, n, "resumed nodes take part again");
         // The backlog ran in order: the paused majority's claim and its release cancel out.
         assert_eq!(nodes.phases(0..n, "majority-paused"), vec!["FREE"; n]);
     }
@@ -189,15 +196,7 @@ async fn a_restarted_node_rejoins_and_done_survives_a_minority_restart() {
         assert_eq!(nodes.status(0, "before").0, "FREE");
         assert!(bounded("claim", dedup.claim("before")).await.unwrap().is_completed());
 
-        let mut acked = 0;
-        for i in 0..100 {
-            acked = process(&dedup, &format!("after{i}")).await;
-            if acked == n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(acked, n, "the restarted node takes part again");
+        assert_eq!(processed_by_all(&dedup, n).await, n, "the restarted node takes part again");
     }
 }
 

@@ -6,10 +6,28 @@ mod common;
 use std::time::Duration;
 
 use common::{bounded, Nodes};
-use dedup_client::{Claim, LossReason};
+use dedup_client::{Claim, Lease, LossReason};
 
 /// Long enough that scheduling noise on a busy machine stays far below a third of it.
 const LEASE: Duration = Duration::from_millis(900);
+
+/// A lease on "job" with keep-alive running.
+async fn kept_alive(nodes: &Nodes) -> Lease {
+    let dedup = nodes.builder().lease(LEASE).connect().await.unwrap();
+    let mut lease = dedup.claim("job").await.unwrap().acquired().unwrap();
+    lease.keep_alive();
+    lease
+}
+
+/// Waits for the loss signal and checks that it came before the validity ended.
+async fn loss_in_time(lease: &Lease) -> LossReason {
+    let reason = bounded("lost", lease.lost()).await;
+    let (recorded, noticed_at) = lease.watch().lost_reason().expect("declared lost");
+    assert_eq!(recorded, reason);
+    assert!(noticed_at < lease.valid_until(), "told at {noticed_at:?}, validity ends {:?}", lease.valid_until());
+    assert!(lease.is_lost());
+    reason
+}
 
 #[tokio::test]
 async fn a_kept_alive_lease_outlives_several_lease_lengths() {
@@ -35,36 +53,25 @@ async fn a_kept_alive_lease_outlives_several_lease_lengths() {
 #[tokio::test]
 async fn losing_the_nodes_is_signalled_before_the_validity_ends() {
     let mut nodes = Nodes::start(3);
-    let dedup = nodes.builder().lease(LEASE).connect().await.unwrap();
-    let mut lease = dedup.claim("job").await.unwrap().acquired().unwrap();
-    lease.keep_alive();
+    let lease = kept_alive(&nodes).await;
     tokio::time::sleep(LEASE).await; // at least one extension happened
     assert!(!lease.is_lost());
 
     nodes.servers[1].kill();
     nodes.servers[2].kill();
-    let reason = bounded("lost", lease.lost()).await;
-    let LossReason::Unconfirmed { failures } = &reason else { panic!("{reason:?}") };
-    assert_eq!(failures.len(), 2, "{failures:?}");
-    let (recorded, noticed_at) = lease.watch().lost_reason().expect("declared lost");
-    assert_eq!(recorded, reason);
-    assert!(noticed_at < lease.valid_until(), "told at {noticed_at:?}, validity ends {:?}", lease.valid_until());
-    assert!(lease.is_lost());
+    let reason = loss_in_time(&lease).await;
+    assert!(matches!(reason, LossReason::Unconfirmed { ref failures } if failures.len() == 2), "{reason:?}");
 }
 
 #[tokio::test]
 async fn a_paused_majority_is_signalled_before_the_validity_ends() {
     let nodes = Nodes::start(5);
-    let dedup = nodes.builder().lease(LEASE).connect().await.unwrap();
-    let mut lease = dedup.claim("job").await.unwrap().acquired().unwrap();
-    lease.keep_alive();
+    let lease = kept_alive(&nodes).await;
     for server in &nodes.servers[..3] {
         server.pause();
     }
-    let reason = bounded("lost", lease.lost()).await;
+    let reason = loss_in_time(&lease).await;
     assert!(matches!(reason, LossReason::Unconfirmed { ref failures } if failures.len() == 3), "{reason:?}");
-    let (_, noticed_at) = lease.watch().lost_reason().unwrap();
-    assert!(noticed_at < lease.valid_until());
     for server in &nodes.servers[..3] {
         server.resume();
     }
@@ -73,17 +80,12 @@ async fn a_paused_majority_is_signalled_before_the_validity_ends() {
 #[tokio::test]
 async fn a_quorum_that_no_longer_holds_the_claim_is_a_loss_at_the_next_extension() {
     let nodes = Nodes::start(3);
-    let dedup = nodes.builder().lease(LEASE).connect().await.unwrap();
-    let mut lease = dedup.claim("job").await.unwrap().acquired().unwrap();
-    lease.keep_alive();
+    let lease = kept_alive(&nodes).await;
     // Someone deletes the claim on two nodes (an operator, a flush): the next extension is refused.
     for i in [0, 2] {
         nodes.command(i, redis::cmd("DEL").arg("job"));
     }
-    let reason = bounded("lost", lease.lost()).await;
-    assert_eq!(reason, LossReason::Rejected);
-    let (_, noticed_at) = lease.watch().lost_reason().unwrap();
-    assert!(noticed_at < lease.valid_until());
+    assert_eq!(loss_in_time(&lease).await, LossReason::Rejected);
 }
 
 #[tokio::test]
