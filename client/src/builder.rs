@@ -107,6 +107,15 @@ impl<M> Builder<M> {
     /// The nodes, as Redis URLs (`redis://[:password@]host:port[/db]`, `redis+unix:///path`),
     /// replacing any given before. Use independent servers (not replicas of each other); three or
     /// five is usual. Any reachable majority of them decides.
+    ///
+    /// ```
+    /// let builder = dedup_client::Dedup::builder().nodes([
+    ///     "redis://:s3cret@10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379/0",
+    ///     "redis+unix:///run/redis/dedup.sock",
+    /// ]);
+    /// # drop(builder);
+    /// ```
     pub fn nodes<I, S>(mut self, urls: I) -> Builder<M>
     where
         I: IntoIterator<Item = S>,

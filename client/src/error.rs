@@ -165,6 +165,16 @@ impl fmt::Display for NodeFailure {
 }
 
 /// What went wrong on one node. Whatever it is, it counts as that node's failure, never as a vote.
+///
+/// ```
+/// use dedup_client::{NodeError, NodeFailure};
+///
+/// /// Out-of-memory nodes need an operator, not a retry.
+/// fn needs_attention(failure: &NodeFailure) -> bool {
+///     matches!(failure.error(), NodeError::Redis(e) if e.code() == Some("OOM"))
+/// }
+/// # let _ = needs_attention;
+/// ```
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
@@ -190,6 +200,18 @@ pub enum NodeError {
 }
 
 /// Why a lease stopped being trustworthy.
+///
+/// ```no_run
+/// # async fn run(lease: dedup_client::Lease) {
+/// use dedup_client::LossReason;
+///
+/// match lease.lost().await {
+///     LossReason::Unconfirmed { failures } => eprintln!("nodes failing: {failures:?}"),
+///     LossReason::Rejected => eprintln!("the claim is gone from a quorum"),
+///     other => eprintln!("lease over: {other}"),
+/// }
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LossReason {
@@ -225,6 +247,16 @@ impl fmt::Display for LossReason {
 }
 
 /// A setting, option or argument that can never work. Returned as [`Error::Config`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use dedup_client::{ConfigError, Dedup, Error};
+///
+/// let err = Dedup::builder().connect().await.unwrap_err();
+/// assert!(matches!(err, Error::Config(ConfigError::NoNodes)));
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {

@@ -57,7 +57,14 @@ impl ClaimOptions {
         ClaimOptions::default()
     }
 
-    /// Sets [`ClaimOptions::fingerprint`].
+    /// Sets [`ClaimOptions::fingerprint`]: a digest of the payload, 1 to 64 bytes.
+    ///
+    /// ```
+    /// # fn sha256(_: &[u8]) -> [u8; 32] { [7; 32] }
+    /// # let body = b"{}";
+    /// let options = dedup_client::ClaimOptions::new().fingerprint(sha256(body));
+    /// assert_eq!(options.fingerprint.map(|f| f.len()), Some(32));
+    /// ```
     pub fn fingerprint(mut self, fingerprint: impl Into<Vec<u8>>) -> ClaimOptions {
         self.fingerprint = Some(fingerprint.into());
         self

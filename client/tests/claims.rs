@@ -216,3 +216,21 @@ async fn a_cancelled_claim_releases_what_it_claimed() {
     assert_eq!(phases, ["FREE", "FREE"], "the cancelled claim was released");
     nodes.servers[2].resume();
 }
+
+#[tokio::test]
+async fn resp3_connections_read_the_same_replies() {
+    let nodes = Nodes::start(3);
+    let urls: Vec<String> = nodes.urls().into_iter().map(|u| format!("{u}?protocol=resp3")).collect();
+    let dedup = dedup_client::Dedup::builder().nodes(urls).connect().await.unwrap();
+    let other = nodes.client().await;
+    let lease = dedup.claim_with("evt", ClaimOptions::new().fingerprint(*b"a")).await.unwrap().acquired().unwrap();
+    assert!(matches!(dedup.claim("evt").await.unwrap(), Claim::InProgress { .. }));
+    assert!(lease.extend().await.is_ok());
+    lease.complete(Some(b"r3")).await.unwrap();
+    assert!(matches!(dedup.claim("evt").await.unwrap(), Claim::Completed { result: Some(r) } if r == b"r3"));
+    assert!(matches!(dedup.claim_with("evt", ClaimOptions::new().fingerprint(*b"b")).await.unwrap(), Claim::Mismatch));
+    assert!(matches!(other.claim("evt").await.unwrap(), Claim::Completed { .. }));
+    let completed = dedup.claim("none").await.unwrap().acquired().unwrap();
+    completed.complete(None).await.unwrap();
+    assert!(matches!(dedup.claim("none").await.unwrap(), Claim::Completed { result: None }));
+}
