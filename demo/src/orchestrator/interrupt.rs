@@ -1,0 +1,30 @@
+//! The signals that end a run early: Ctrl-C (SIGINT), SIGTERM, and a closed terminal (SIGHUP).
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// Handlers installed up front, so a signal that arrives while the run is starting is not lost
+/// to the default action (which would exit without stopping the children).
+pub struct Interrupt {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl Interrupt {
+    pub fn install() -> std::io::Result<Interrupt> {
+        Ok(Interrupt {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Resolves with the signal's name when one arrives.
+    pub async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
