@@ -99,7 +99,7 @@ async fn extend_moves_the_validity_forward() {
 #[tokio::test]
 async fn a_lease_that_expired_on_the_nodes_cannot_be_extended_or_completed() {
     let nodes = Nodes::start(3);
-    let dedup = nodes.builder().lease(Duration::from_millis(100)).connect().await.unwrap();
+    let dedup = nodes.builder().lease(Duration::from_millis(250)).connect().await.unwrap();
     let lease = dedup.claim("evt").await.unwrap().acquired().unwrap();
     // Wait until the nodes themselves have let the claim go.
     for _ in 0..200 {

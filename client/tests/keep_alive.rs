@@ -91,7 +91,7 @@ async fn a_quorum_that_no_longer_holds_the_claim_is_a_loss_at_the_next_extension
 #[tokio::test]
 async fn without_keep_alive_the_lease_is_lost_when_its_validity_ends() {
     let nodes = Nodes::start(3);
-    let dedup = nodes.builder().lease(Duration::from_millis(120)).connect().await.unwrap();
+    let dedup = nodes.builder().lease(Duration::from_millis(300)).connect().await.unwrap();
     let lease = dedup.claim("job").await.unwrap().acquired().unwrap();
     assert!(!lease.is_lost());
     assert_eq!(bounded("lost", lease.lost()).await, LossReason::Expired);
