@@ -10,14 +10,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::config;
-use crate::entry::{Entry, EntryRef, Expiry};
+use crate::entry::{EntryRef, Expiry};
 use crate::errors::CommandError;
 use crate::info::{bump, Stat};
 use crate::keyspace::{now_ms, EntryKey};
-use crate::machine::{self, ClaimReply, Effect, StatusReply, Stored};
-use crate::parse;
-use crate::persistence::put_arguments;
+use crate::machine::{self, ClaimReply, Effect, Stored};
 use crate::token::with_node_counter;
+use crate::{parse, replication, reply};
 
 type Outcome = Result<RedisValue, CommandError>;
 
@@ -58,28 +57,15 @@ fn stored<'a>(entry: &'a Option<(EntryRef<'_>, Expiry)>) -> Option<Stored<'a>> {
     entry.as_ref().map(|(entry, expiry)| Stored { entry, expiry: *expiry })
 }
 
-fn integer(n: u64) -> RedisValue {
-    // Tokens are bounded by MAX_TOKEN = i64::MAX, so this never saturates.
-    RedisValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
-fn word(w: &'static str) -> RedisValue {
-    RedisValue::SimpleStringStatic(w)
-}
-
-fn replicate_put(ctx: &Context, key: &RedisString, entry: &Entry, expires_at: Option<i64>) {
-    let mut args = vec![key.as_slice().to_vec()];
-    args.extend(put_arguments(entry, expires_at, None));
-    let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    ctx.replicate("DEDUP.PUT", argv.as_slice());
-}
+/// The command replied itself (see `reply`); the crate must not add a reply.
+const REPLIED: Outcome = Ok(RedisValue::NoReply);
 
 /// Applies a state-machine effect to the open key and replicates it.
 fn apply(ctx: &Context, name: &RedisString, key: &EntryKey, effect: Effect) -> Result<(), CommandError> {
     match effect {
         Effect::None => {}
         Effect::Store { entry, expires_at } => {
-            replicate_put(ctx, name, &entry, expires_at);
+            replication::put(ctx, name, &entry, expires_at);
             key.store(entry);
             if let Some(at) = expires_at {
                 key.expire_at(at);
@@ -87,8 +73,7 @@ fn apply(ctx: &Context, name: &RedisString, key: &EntryKey, effect: Effect) -> R
         }
         Effect::Renew { expires_at } => {
             key.expire_at(expires_at);
-            let at = expires_at.to_string();
-            ctx.replicate("PEXPIREAT", &[name.as_slice(), at.as_bytes()][..]);
+            replication::pexpireat(ctx, name, expires_at);
         }
         Effect::RaiseToken { token } => {
             if let Some((mut entry, expiry)) = key.stored()? {
@@ -97,12 +82,12 @@ fn apply(ctx: &Context, name: &RedisString, key: &EntryKey, effect: Effect) -> R
                     Expiry::At(at) => Some(at),
                     Expiry::Never => None,
                 };
-                replicate_put(ctx, name, &entry, at);
+                replication::put(ctx, name, &entry, at);
             }
         }
         Effect::Delete => {
             key.delete();
-            ctx.replicate("DEL", &[name.as_slice()][..]);
+            replication::del(ctx, name);
         }
     }
     Ok(())
@@ -138,10 +123,11 @@ impl<'a> Call<'a> {
     }
 }
 
-/// Counts an owner command's 1/0 reply and shapes it.
-fn counted(reply: bool, ok: Stat, rejected: Stat) -> RedisValue {
+/// Counts an owner command's 1/0 reply and sends it.
+fn counted(ctx: &Context, reply: bool, ok: Stat, rejected: Stat) -> Outcome {
     bump(if reply { ok } else { rejected });
-    RedisValue::Integer(i64::from(reply))
+    reply::flag(ctx, reply);
+    REPLIED
 }
 
 /// `DEDUP.CLAIM key ttl-ms owner [FP fingerprint]`
@@ -153,25 +139,14 @@ pub fn claim(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             with_node_counter(|c| machine::claim(current, &req, now, c))
                 .map_err(|_| CommandError::TokensExhausted)
         })?;
-        Ok(match reply {
-            ClaimReply::Claimed { token, ttl_ms } => {
-                bump(Stat::ClaimsClaimed);
-                RedisValue::Array(vec![word("CLAIMED"), integer(token), RedisValue::Integer(ttl_ms)])
-            }
-            ClaimReply::Held { pttl } => {
-                bump(Stat::ClaimsHeld);
-                RedisValue::Array(vec![word("HELD"), RedisValue::Integer(pttl)])
-            }
-            ClaimReply::Done { pttl, result } => {
-                bump(Stat::ClaimsDone);
-                let result = result.map_or(RedisValue::Null, RedisValue::StringBuffer);
-                RedisValue::Array(vec![word("DONE"), RedisValue::Integer(pttl), result])
-            }
-            ClaimReply::Mismatch { pttl } => {
-                bump(Stat::ClaimsMismatch);
-                RedisValue::Array(vec![word("MISMATCH"), RedisValue::Integer(pttl)])
-            }
-        })
+        bump(match reply {
+            ClaimReply::Claimed { .. } => Stat::ClaimsClaimed,
+            ClaimReply::Held { .. } => Stat::ClaimsHeld,
+            ClaimReply::Done { .. } => Stat::ClaimsDone,
+            ClaimReply::Mismatch { .. } => Stat::ClaimsMismatch,
+        });
+        reply::claim(ctx, &reply);
+        REPLIED
     })
 }
 
@@ -181,7 +156,7 @@ pub fn extend(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let call = Call::new(ctx, &args)?;
         let req = parse::extend(&call.rest, &config::limits())?;
         let reply = call.run(3, |current, now| Ok(machine::extend(current, &req, now)))?;
-        Ok(counted(reply, Stat::ExtendsOk, Stat::ExtendsRejected))
+        counted(ctx, reply, Stat::ExtendsOk, Stat::ExtendsRejected)
     })
 }
 
@@ -191,7 +166,7 @@ pub fn release(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let call = Call::new(ctx, &args)?;
         let req = parse::release(&call.rest)?;
         let reply = call.run(2, |current, now| Ok(machine::release(current, &req, now)))?;
-        Ok(counted(reply, Stat::ReleasesOk, Stat::ReleasesRejected))
+        counted(ctx, reply, Stat::ReleasesOk, Stat::ReleasesRejected)
     })
 }
 
@@ -201,7 +176,7 @@ pub fn complete(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let call = Call::new(ctx, &args)?;
         let req = parse::complete(&call.rest, &config::limits())?;
         let reply = call.run(3, |current, now| Ok(machine::complete(current, &req, now)))?;
-        Ok(counted(reply, Stat::CompletesOk, Stat::CompletesRejected))
+        counted(ctx, reply, Stat::CompletesOk, Stat::CompletesRejected)
     })
 }
 
@@ -213,7 +188,7 @@ pub fn fence(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let reply = call.run(3, |current, now| {
             Ok(with_node_counter(|c| machine::fence(current, &req, now, c)))
         })?;
-        Ok(counted(reply, Stat::FencesOk, Stat::FencesRejected))
+        counted(ctx, reply, Stat::FencesOk, Stat::FencesRejected)
     })
 }
 
@@ -224,15 +199,8 @@ pub fn status(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         parse::status(&rest)?;
         let key = EntryKey::readable(ctx, name);
         let current = key.stored()?;
-        Ok(match machine::status(stored(&current), now_ms()) {
-            StatusReply::Free => RedisValue::Array(vec![word("FREE")]),
-            StatusReply::Claimed { pttl, token } => {
-                RedisValue::Array(vec![word("CLAIMED"), RedisValue::Integer(pttl), integer(token)])
-            }
-            StatusReply::Done { pttl, token } => {
-                RedisValue::Array(vec![word("DONE"), RedisValue::Integer(pttl), integer(token)])
-            }
-        })
+        reply::status(ctx, &machine::status(stored(&current), now_ms()));
+        REPLIED
     })
 }
 
@@ -257,6 +225,7 @@ pub fn put(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         // replica's counter never trails this server's.
         let argv: Vec<&[u8]> = args[1..].iter().map(RedisString::as_slice).collect();
         ctx.replicate("DEDUP.PUT", argv.as_slice());
-        Ok(RedisValue::SimpleStringStatic("OK"))
+        reply::ok(ctx);
+        REPLIED
     })
 }

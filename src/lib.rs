@@ -6,6 +6,7 @@
 //! - [`machine`]: every command as a pure state transition, with the clock passed in;
 //! - [`parse`] and [`errors`]: argument checking and every error message;
 //! - [`commands`]: the Redis shell around the machine; [`keyspace`]: the key API calls;
+//!   [`replication`]: the effects sent to replicas and the AOF; [`reply`]: reply shapes;
 //! - [`persistence`]: RDB, AOF rewrite, COPY, MEMORY USAGE; [`config`]; [`info`];
 //! - [`server_checks`]: warnings about server settings that break deduplication.
 //!
@@ -20,6 +21,8 @@ pub mod keyspace;
 pub mod machine;
 pub mod parse;
 pub mod persistence;
+pub mod replication;
+pub mod reply;
 pub mod server_checks;
 pub mod token;
 

@@ -73,17 +73,18 @@ fn options<'a>(
     names: &[&str],
     mut accept: impl FnMut(usize, &'a [u8]) -> Result<(), CommandError>,
 ) -> Result<(), CommandError> {
-    let mut seen = vec![false; names.len()];
-    let mut pairs = rest.chunks(2);
-    for pair in &mut pairs {
+    // A bit per option name: commands have at most four options.
+    let mut seen = 0u32;
+    for pair in rest.chunks(2) {
         let [name, value] = pair else { return Err(CommandError::Syntax) };
         let idx = names
             .iter()
             .position(|n| name.eq_ignore_ascii_case(n.as_bytes()))
             .ok_or(CommandError::Syntax)?;
-        if std::mem::replace(&mut seen[idx], true) {
+        if seen & (1 << idx) != 0 {
             return Err(CommandError::Syntax);
         }
+        seen |= 1 << idx;
         accept(idx, value)?;
     }
     Ok(())
