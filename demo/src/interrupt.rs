@@ -1,9 +1,10 @@
-//! The signals that end a run early: Ctrl-C (SIGINT), SIGTERM, and a closed terminal (SIGHUP).
+//! The signals that stop either binary: Ctrl-C (SIGINT), SIGTERM, and a closed terminal (SIGHUP).
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-/// Handlers installed up front, so a signal that arrives while the run is starting is not lost
-/// to the default action (which would exit without stopping the children).
+/// Handlers installed up front, so that a signal arriving while the program starts up is not left
+/// to the default action, which would exit at once: without stopping the demo's children, or
+/// without answering a receiver's in-flight deliveries.
 pub struct Interrupt {
     int: Signal,
     term: Signal,

@@ -14,7 +14,10 @@
 //!   payload, and the receiver's answer.
 //! - [`orchestrator`]: the `webhook-demo` binary's parts: Redis nodes, receiver processes, the
 //!   flaky sender, the fault, the audit of the database and the results table.
+//! - [`interrupt`] and [`logging`]: what both binaries share.
 
+pub mod interrupt;
+pub mod logging;
 pub mod orchestrator;
 pub mod receiver;
 pub mod store;

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::filter::Targets;
 
+use webhook_demo::interrupt::Interrupt;
 use webhook_demo::orchestrator::console::Console;
-use webhook_demo::orchestrator::interrupt::Interrupt;
 use webhook_demo::orchestrator::{run, Args, Finished};
 
 const FAILED: u8 = 1;
@@ -19,7 +18,7 @@ const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    webhook_demo::logging::init(tracing::Level::WARN);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -69,18 +68,4 @@ fn report(args: &Args, finished: Finished) -> anyhow::Result<bool> {
         fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
     }
     Ok(report.passed)
-}
-
-/// Warnings (a process that needed SIGKILL, a lost lease) go to stderr; `RUST_LOG` shows more.
-fn init_logging() {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(filter)
-        .init();
 }

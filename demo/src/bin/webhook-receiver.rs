@@ -4,16 +4,16 @@ use anyhow::Context;
 use clap::Parser;
 use dedup_client::Dedup;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
-use tracing_subscriber::filter::Targets;
 
+use webhook_demo::interrupt::Interrupt;
 use webhook_demo::receiver::{router, Mode, Options, Processor};
 use webhook_demo::store::Store;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
-    init_logging();
+    webhook_demo::logging::init(tracing::Level::INFO);
+    let mut interrupt = Interrupt::install().context("install signal handlers")?;
 
     let store = Store::open(&options.database)?;
     let processor = Processor::new(store, options.name(), options.processing_delay);
@@ -26,33 +26,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(options.listen).await.with_context(|| format!("listen on {}", options.listen))?;
     tracing::info!(listen = %options.listen, mode = options.mode.as_str(), database = %options.database.display(), "serving");
     axum::serve(listener, router(processor, dedup))
-        .with_graceful_shutdown(shutdown_requested())
+        // SIGTERM is how the demo stops receivers: in-flight deliveries are answered first.
+        .with_graceful_shutdown(async move {
+            let signal = interrupt.received().await;
+            tracing::info!(signal, "stopping");
+        })
         .await
         .context("serve")?;
-    tracing::info!("stopped");
     Ok(())
-}
-
-/// Logs to stderr; `RUST_LOG` (e.g. `info`, `dedup_client=debug`) picks what.
-fn init_logging() {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(filter)
-        .init();
-}
-
-/// Resolves on SIGTERM (how the orchestrator stops receivers) or SIGINT; in-flight deliveries
-/// are answered before the process exits.
-async fn shutdown_requested() {
-    let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

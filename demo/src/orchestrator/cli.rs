@@ -23,15 +23,15 @@ use crate::receiver::parse_millis;
 #[command(name = "webhook-demo", version, max_term_width = 100)]
 pub struct Args {
     /// Events the sender sends in each mode.
-    #[arg(long, env = "DEDUP_DEMO_EVENTS", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "DEDUP_DEMO_EVENTS", value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub events: u32,
 
     /// Share of events delivered more than once, from 0 to 1.
-    #[arg(long, env = "DEDUP_DEMO_DUPLICATE_RATE", default_value_t = 1.0, value_parser = parse_share)]
+    #[arg(long, env = "DEDUP_DEMO_DUPLICATE_RATE", value_name = "SHARE", default_value_t = 1.0, value_parser = parse_share)]
     pub duplicate_rate: f64,
 
     /// Most deliveries of one duplicated event (each gets 2 to this many).
-    #[arg(long, env = "DEDUP_DEMO_MAX_COPIES", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=10))]
+    #[arg(long, env = "DEDUP_DEMO_MAX_COPIES", value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=10))]
     pub max_copies: u32,
 
     /// Largest gap between two deliveries of one event, in milliseconds.
@@ -39,11 +39,11 @@ pub struct Args {
     pub copy_gap: Duration,
 
     /// New events per second.
-    #[arg(long, env = "DEDUP_DEMO_RATE", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "DEDUP_DEMO_RATE", value_name = "PER_SECOND", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rate: u32,
 
     /// Receiver processes (at least 2, so that deliveries race between processes).
-    #[arg(long, env = "DEDUP_DEMO_RECEIVERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(2..=32))]
+    #[arg(long, env = "DEDUP_DEMO_RECEIVERS", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(2..=32))]
     pub receivers: u16,
 
     /// How long a receiver takes to process an event, in milliseconds: naive mode's race window.
@@ -64,12 +64,12 @@ pub struct Args {
     #[arg(long, env = "DEDUP_DEMO_RECEIVER_PORT", value_name = "PORT", default_value_t = 8001)]
     pub receiver_port: u16,
 
-    /// Do not kill a Redis node during dedup mode.
-    #[arg(long, env = "DEDUP_DEMO_NO_FAULT")]
+    /// Do not kill a Redis node during dedup mode (the variable takes 1/0, true/false, yes/no).
+    #[arg(long, env = "DEDUP_DEMO_NO_FAULT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_fault: bool,
 
     /// Seed of the schedule (events, copies, gaps), to repeat a run [default: random].
-    #[arg(long, env = "DEDUP_DEMO_SEED")]
+    #[arg(long, env = "DEDUP_DEMO_SEED", value_name = "N")]
     pub seed: Option<u64>,
 
     /// The dedup module [default: libredis_dedup.so next to this binary].
@@ -80,7 +80,7 @@ pub struct Args {
     #[arg(long, env = "DEDUP_DEMO_REDIS_SERVER", value_name = "PATH", default_value = "redis-server")]
     pub redis_server: PathBuf,
 
-    /// The config each node's is derived from [default: the repository's redis.conf.example].
+    /// The Redis config the nodes' own derive from [default: the repository's redis.conf.example].
     #[arg(long, env = "DEDUP_DEMO_REDIS_CONFIG", value_name = "PATH")]
     pub redis_config: Option<PathBuf>,
 
@@ -133,6 +133,18 @@ mod tests {
         assert_eq!((args.copy_gap, args.processing_delay), (Duration::from_millis(100), Duration::from_millis(50)));
         assert_eq!((args.receivers, args.redis_port, args.receiver_port), (2, 7001, 8001));
         assert!(!args.no_fault);
+    }
+
+    #[test]
+    fn every_option_can_also_be_set_by_a_dedup_variable() {
+        let command = Args::command();
+        for arg in command
+            .get_arguments()
+            .filter(|arg| arg.get_long().is_some_and(|long| !["help", "version"].contains(&long)))
+        {
+            let env = arg.get_env().unwrap_or_else(|| panic!("--{} has no variable", arg.get_long().unwrap()));
+            assert!(env.to_string_lossy().starts_with("DEDUP_"), "{env:?}");
+        }
     }
 
     #[test]

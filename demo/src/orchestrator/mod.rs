@@ -8,7 +8,6 @@ pub mod audit;
 pub mod cli;
 pub mod console;
 pub mod fault;
-pub mod interrupt;
 pub mod phase;
 pub mod plan;
 pub mod process;

@@ -15,7 +15,10 @@ use crate::store::RecordId;
 pub async fn naive(State(processor): State<Arc<Processor>>, delivery: Delivery) -> Reply {
     match processor.process(&delivery).await {
         Ok(processed) => processed_reply(processed),
-        Err(error) => Reply::failed(&error),
+        Err(error) => {
+            tracing::error!(event = %delivery.id, error = %format_args!("{error:#}"), "processing failed");
+            Reply::failed()
+        }
     }
 }
 
@@ -40,16 +43,24 @@ pub async fn deduplicated(State(receiver): State<Arc<Deduplicated>>, delivery: D
         Ok(Claim::Mismatch) => return Reply::mismatch(),
         // Unavailable or Contended: the store could not decide, so nothing is known about this
         // event. 503 makes the sender retry; dropping the delivery here would lose the event.
-        Err(error) => return Reply::unavailable(&error),
+        Err(error) if error.is_retryable() => {
+            tracing::warn!(event = %delivery.id, %error, "no dedup decision");
+            return Reply::unavailable();
+        }
+        Err(error) => {
+            tracing::error!(event = %delivery.id, %error, "claim refused");
+            return Reply::failed();
+        }
     };
 
     let processed = match receiver.processor.process(&delivery).await {
         Ok(processed) => processed,
         Err(error) => {
+            tracing::error!(event = %delivery.id, error = %format_args!("{error:#}"), "processing failed");
             // Give the claim up now, so the sender's retry can process the event at once
             // instead of waiting for the lease to run out.
             lease.release().await;
-            return Reply::failed(&error);
+            return Reply::failed();
         }
     };
 

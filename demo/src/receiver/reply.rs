@@ -47,8 +47,9 @@ impl Reply {
     }
 
     /// 503: the dedup store could not decide; nothing was processed, and a retry may succeed.
-    pub fn unavailable(error: &dedup_client::Error) -> Reply {
-        Reply::refusal(Outcome::Unavailable, error.to_string())
+    /// Which nodes failed is for the receiver's log, not for the sender.
+    pub fn unavailable() -> Reply {
+        Reply::refusal(Outcome::Unavailable, "the deduplication store is unavailable; retry later")
     }
 
     /// 400: the request is not a delivery.
@@ -56,9 +57,9 @@ impl Reply {
         Reply::refusal(Outcome::BadRequest, detail)
     }
 
-    /// 500: processing failed.
-    pub fn failed(error: &anyhow::Error) -> Reply {
-        Reply::refusal(Outcome::Failed, format!("{error:#}"))
+    /// 500: processing failed. The error is for the receiver's log, not for the sender.
+    pub fn failed() -> Reply {
+        Reply::refusal(Outcome::Failed, "processing failed; retry later")
     }
 
     /// The HTTP status this reply is sent with.
