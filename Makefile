@@ -69,7 +69,7 @@ test: test-redis test-valkey
 
 test-redis: build examples-deps
 	@echo "== tests against $$(redis-server --version | cut -d' ' -f1-3)"
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace --all-features
 
 test-valkey: build valkey
 	@echo "== module integration suite against $$($(VALKEY_SERVER) --version | cut -d' ' -f1-3)"

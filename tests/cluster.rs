@@ -3,43 +3,10 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 use redis::cluster::ClusterClient;
-use testkit::RedisServer;
-
-fn start_cluster() -> Vec<RedisServer> {
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| {
-            RedisServer::config()
-                .setting("cluster-enabled", "yes")
-                .setting("cluster-node-timeout", "2000")
-                .start()
-        })
-        .collect();
-    let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
-    let out = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addresses)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
-    for node in &nodes {
-        let con = &mut node.connection();
-        let ready = (0..500).any(|_| {
-            let info: String = redis::cmd("CLUSTER").arg("INFO").query(con).unwrap();
-            let ok = info.contains("cluster_state:ok");
-            if !ok {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            ok
-        });
-        assert!(ready, "cluster did not reach state ok");
-    }
-    nodes
-}
+use testkit::start_cluster;
 
 fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli").arg("-c").arg("-p").arg(port.to_string()).args(args).output().unwrap();
@@ -49,7 +16,7 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 #[test]
 fn cluster_clients_route_dedup_commands_by_key() {
-    let nodes = start_cluster();
+    let nodes = start_cluster(3);
     let first = nodes[0].port();
 
     // redis-cli -c follows MOVED redirects to the node that owns each key.

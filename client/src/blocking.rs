@@ -89,14 +89,14 @@ impl Dedup {
         Builder::new_blocking()
     }
 
-    pub(crate) fn connect(urls: &[String], settings: Settings) -> Result<Dedup, Error> {
+    pub(crate) fn connect(nodes: &[crate::node::NodeSpec], settings: Settings) -> Result<Dedup, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("dedup-client")
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
-        let inner = runtime.block_on(crate::Dedup::connect(urls, settings))?;
+        let inner = runtime.block_on(crate::Dedup::connect(nodes, settings))?;
         Ok(Dedup { inner, runtime: Arc::new(Runtime(Some(runtime))) })
     }
 

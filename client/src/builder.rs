@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::dedup::Dedup;
 use crate::error::Error;
+use crate::node::NodeSpec;
 use crate::options::Settings;
 
 /// Marks a [`Builder`] that connects an async [`Dedup`].
@@ -49,7 +50,7 @@ pub enum Blocking {}
 /// ```
 #[must_use = "a builder does nothing until connected"]
 pub struct Builder<M = Async> {
-    urls: Vec<String>,
+    nodes: Vec<NodeSpec>,
     settings: Settings,
     mode: PhantomData<fn() -> M>,
 }
@@ -57,13 +58,13 @@ pub struct Builder<M = Async> {
 impl<M> fmt::Debug for Builder<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // URLs may carry passwords: show only how many there are.
-        f.debug_struct("Builder").field("nodes", &self.urls.len()).field("settings", &self.settings).finish()
+        f.debug_struct("Builder").field("nodes", &self.nodes.len()).field("settings", &self.settings).finish()
     }
 }
 
 impl Builder<Async> {
     pub(crate) fn new() -> Builder<Async> {
-        Builder { urls: Vec::new(), settings: Settings::default(), mode: PhantomData }
+        Builder { nodes: Vec::new(), settings: Settings::default(), mode: PhantomData }
     }
 
     /// Checks the settings and sets up one connection per node.
@@ -81,13 +82,13 @@ impl Builder<Async> {
     ///
     /// [`Error::Config`] when a setting can never work.
     pub async fn connect(self) -> Result<Dedup, Error> {
-        Dedup::connect(&self.urls, self.settings).await
+        Dedup::connect(&self.nodes, self.settings).await
     }
 }
 
 impl Builder<Blocking> {
     pub(crate) fn new_blocking() -> Builder<Blocking> {
-        Builder { urls: Vec::new(), settings: Settings::default(), mode: PhantomData }
+        Builder { nodes: Vec::new(), settings: Settings::default(), mode: PhantomData }
     }
 
     /// Starts the client's own runtime and connects, as [`Builder::<Async>::connect`] does.
@@ -99,7 +100,7 @@ impl Builder<Blocking> {
     /// [`Error::Config`] when a setting can never work; [`Error::Runtime`] when the runtime
     /// cannot be started.
     pub fn connect(self) -> Result<crate::blocking::Dedup, Error> {
-        crate::blocking::Dedup::connect(&self.urls, self.settings)
+        crate::blocking::Dedup::connect(&self.nodes, self.settings)
     }
 }
 
@@ -121,13 +122,37 @@ impl<M> Builder<M> {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.urls = urls.into_iter().map(Into::into).collect();
+        self.nodes = urls.into_iter().map(|url| NodeSpec::Server(url.into())).collect();
         self
     }
 
     /// Adds one node; see [`Builder::nodes`].
     pub fn node(mut self, url: impl Into<String>) -> Builder<M> {
-        self.urls.push(url.into());
+        self.nodes.push(NodeSpec::Server(url.into()));
+        self
+    }
+
+    /// Adds one node that is a whole Redis Cluster, given by some of its masters' addresses
+    /// (seeds; the client discovers the rest). Each claim goes to the master that owns the id's
+    /// slot, so a cluster node shards a large id space while voting as one node. Mix it with
+    /// single servers or other clusters; the quorum counts nodes, not servers.
+    ///
+    /// Needs the `cluster` cargo feature. docs/DEPLOYMENT.md says when to use which layout.
+    ///
+    /// ```
+    /// let builder = dedup_client::Dedup::builder()
+    ///     .cluster_node(["redis://10.0.1.1:7000", "redis://10.0.1.2:7000"])
+    ///     .cluster_node(["redis://10.0.2.1:7000", "redis://10.0.2.2:7000"])
+    ///     .cluster_node(["redis://10.0.3.1:7000", "redis://10.0.3.2:7000"]);
+    /// # drop(builder);
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster_node<I, S>(mut self, seeds: I) -> Builder<M>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.nodes.push(NodeSpec::Cluster(seeds.into_iter().map(Into::into).collect()));
         self
     }
 

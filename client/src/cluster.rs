@@ -7,7 +7,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::{Cmd, Value};
 
 use crate::error::{ConfigError, Error, NodeError, NodeFailure};
-use crate::node::Node;
+use crate::node::{Node, NodeSpec};
 use crate::quorum;
 
 /// One slot per node: `None` while it has not answered (or was not asked).
@@ -25,16 +25,16 @@ impl Cluster {
     /// `connect_timeout`. Nodes that cannot be reached are logged and left to reconnect on use:
     /// only URLs that can never work are errors.
     pub(crate) async fn connect(
-        urls: &[String],
+        specs: &[NodeSpec],
         node_timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Cluster, Error> {
-        if urls.is_empty() {
+        if specs.is_empty() {
             return Err(ConfigError::NoNodes.into());
         }
-        let mut nodes: Vec<Node> = Vec::with_capacity(urls.len());
-        for (index, url) in urls.iter().enumerate() {
-            let node = Node::open(index, url, connect_timeout)?;
+        let mut nodes: Vec<Node> = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            let node = Node::open(index, spec, connect_timeout)?;
             if nodes.iter().any(|n| n.name() == node.name()) {
                 return Err(ConfigError::DuplicateNode { node: node.name().to_string() }.into());
             }

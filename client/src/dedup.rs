@@ -56,9 +56,9 @@ impl Dedup {
         Builder::new()
     }
 
-    pub(crate) async fn connect(urls: &[String], settings: Settings) -> Result<Dedup, Error> {
+    pub(crate) async fn connect(nodes: &[crate::node::NodeSpec], settings: Settings) -> Result<Dedup, Error> {
         let settings = settings.check()?;
-        let cluster = Cluster::connect(urls, settings.node_timeout, settings.connect_timeout).await?;
+        let cluster = Cluster::connect(nodes, settings.node_timeout, settings.connect_timeout).await?;
         Ok(Dedup { cluster: Arc::new(cluster), settings: Arc::new(settings) })
     }
 

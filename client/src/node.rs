@@ -4,6 +4,10 @@
 //! caller shares, re-established in the background after it drops. It is created lazily, so a
 //! node that is down when the client starts is just a failing node, not a startup error.
 //!
+//! With the `cluster` feature a node may also be a whole Redis Cluster, reached through its seed
+//! addresses: one cluster connection routes each command by key to the owning master, so one
+//! quorum vote can come from a sharded id space. Its connection is also opened on first use.
+//!
 //! Parsing is strict on purpose. Anything that is not exactly the reply the module documents
 //! (an error reply such as `OOM` or `LOADING`, a `READONLY` replica, an unknown command, a reply
 //! of the wrong shape, a `CLAIMED` for a different lease length) becomes that node's
@@ -23,10 +27,45 @@ use crate::quorum::Vote;
 /// Longest reply text kept in a [`NodeError::Malformed`].
 const MAX_REPLY_TEXT: usize = 120;
 
+/// Where a node is: one server's URL, or a Redis Cluster's seed URLs.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum NodeSpec {
+    Server(String),
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<String>),
+}
+
 /// One node and its shared connection.
 pub(crate) struct Node {
     name: Arc<str>,
-    connection: ConnectionManager,
+    link: Link,
+}
+
+enum Link {
+    Server(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(cluster_link::ClusterLink),
+}
+
+#[cfg(feature = "cluster")]
+mod cluster_link {
+    use redis::cluster::ClusterClient;
+    use redis::cluster_async::ClusterConnection;
+    use tokio::sync::OnceCell;
+
+    /// A Redis Cluster as one node: the client, and its connection once opened.
+    pub(super) struct ClusterLink {
+        pub(super) client: ClusterClient,
+        pub(super) connection: OnceCell<ClusterConnection>,
+    }
+
+    impl ClusterLink {
+        /// The shared cluster connection, opening it on first use; a failed attempt is retried
+        /// by the next call.
+        pub(super) async fn connection(&self) -> redis::RedisResult<ClusterConnection> {
+            self.connection.get_or_try_init(|| self.client.get_async_connection()).await.cloned()
+        }
+    }
 }
 
 impl fmt::Debug for Node {
@@ -38,8 +77,13 @@ impl fmt::Debug for Node {
 impl Node {
     /// Parses `url` and sets up its connection without connecting (the first request does, or
     /// [`Node::ping`]). Must run inside a Tokio runtime. `index` is only for error messages.
-    pub(crate) fn open(index: usize, url: &str, connect_timeout: Duration) -> Result<Node, ConfigError> {
+    pub(crate) fn open(index: usize, spec: &NodeSpec, connect_timeout: Duration) -> Result<Node, ConfigError> {
         let invalid = |e: redis::RedisError| ConfigError::InvalidUrl { index, reason: e.to_string() };
+        let url = match spec {
+            NodeSpec::Server(url) => url.as_str(),
+            #[cfg(feature = "cluster")]
+            NodeSpec::Cluster(seeds) => return Node::open_cluster(index, seeds, connect_timeout),
+        };
         let client = redis::Client::open(url).map_err(invalid)?;
         let name: Arc<str> = client.get_connection_info().addr().to_string().into();
         let config = ConnectionManagerConfig::new()
@@ -51,7 +95,30 @@ impl Node {
             // long backoff that would hide the node's return.
             .set_number_of_retries(0);
         let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?;
-        Ok(Node { name, connection })
+        Ok(Node { name, link: Link::Server(connection) })
+    }
+
+    #[cfg(feature = "cluster")]
+    fn open_cluster(index: usize, seeds: &[String], connect_timeout: Duration) -> Result<Node, ConfigError> {
+        use redis::IntoConnectionInfo;
+
+        let invalid = |e: redis::RedisError| ConfigError::InvalidUrl { index, reason: e.to_string() };
+        if seeds.is_empty() {
+            return Err(ConfigError::InvalidUrl { index, reason: "a cluster node needs at least one seed address".into() });
+        }
+        let mut addresses = Vec::with_capacity(seeds.len());
+        for seed in seeds {
+            addresses.push(seed.as_str().into_connection_info().map_err(invalid)?.addr().to_string());
+        }
+        let client = redis::cluster::ClusterClient::builder(seeds.iter().map(String::as_str))
+            .connection_timeout(connect_timeout)
+            // Each request carries its own timeout, as for a single server; a failed request is
+            // that node's error for this round, not something to retry behind the caller's back.
+            .retries(0)
+            .build()
+            .map_err(invalid)?;
+        let link = cluster_link::ClusterLink { client, connection: tokio::sync::OnceCell::new() };
+        Ok(Node { name: format!("cluster({})", addresses.join(",")).into(), link: Link::Cluster(link) })
     }
 
     /// The node's address, `host:port` or a socket path: never with credentials.
@@ -62,9 +129,22 @@ impl Node {
     /// Sends `cmd` and waits at most `timeout` for the reply, including any wait for the
     /// connection. Error replies come back as [`NodeError::Redis`].
     pub(crate) async fn call(&self, cmd: &Cmd, timeout: Duration) -> Result<Value, NodeError> {
-        // A clone shares the one multiplexed connection; it is only a handle.
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(timeout, cmd.query_async::<Value>(&mut connection)).await {
+        let request = async {
+            match &self.link {
+                Link::Server(manager) => {
+                    // A clone shares the one multiplexed connection; it is only a handle.
+                    let mut connection = manager.clone();
+                    cmd.query_async::<Value>(&mut connection).await
+                }
+                #[cfg(feature = "cluster")]
+                Link::Cluster(link) => {
+                    // Routed by the command's key to the master that owns its slot.
+                    let mut connection = link.connection().await?;
+                    cmd.query_async::<Value>(&mut connection).await
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, request).await {
             Ok(reply) => Ok(reply?),
             Err(_) => Err(NodeError::Timeout(timeout)),
         }

@@ -309,3 +309,33 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Starts `masters` servers with cluster mode on and joins them into one Redis Cluster with
+/// `redis-cli --cluster create` (no replicas), then waits until every node reports
+/// `cluster_state:ok`. Needs `redis-cli` on the PATH.
+pub fn start_cluster(masters: usize) -> Vec<RedisServer> {
+    let nodes: Vec<RedisServer> = (0..masters)
+        .map(|_| RedisServer::config().setting("cluster-enabled", "yes").setting("cluster-node-timeout", "2000").start())
+        .collect();
+    let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for node in &nodes {
+        let mut con = node.connection();
+        loop {
+            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con).unwrap_or_default();
+            if info.contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "cluster did not reach state ok");
+            sleep(Duration::from_millis(20));
+        }
+    }
+    nodes
+}
