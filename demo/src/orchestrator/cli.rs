@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::plan::PlanSettings;
-use crate::receiver::parse_millis;
+use crate::receiver::{parse_millis, DEFAULT_PROCESSING_DELAY_MS};
 
 /// Replays the duplicate-webhook incident, then shows it fixed.
 ///
@@ -51,7 +51,7 @@ pub struct Args {
         long = "processing-delay-ms",
         env = "DEDUP_DEMO_PROCESSING_DELAY_MS",
         value_name = "MS",
-        default_value = "50",
+        default_value = DEFAULT_PROCESSING_DELAY_MS,
         value_parser = parse_millis
     )]
     pub processing_delay: Duration,

@@ -25,7 +25,7 @@ use dedup_client::Dedup;
 pub use delivery::Delivery;
 pub use handler::{deduplicated, naive, Deduplicated};
 pub use latency::{decode as decode_latency, new_histogram, LatencyRecorder, LATENCY_PATH};
-pub use options::{parse_millis, Mode, Options};
+pub use options::{parse_millis, Mode, Options, DEFAULT_PROCESSING_DELAY_MS};
 pub use processing::{Processed, Processor};
 pub use reply::Reply;
 

@@ -9,6 +9,10 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+/// How long processing an event takes unless told otherwise: long enough that copies sent
+/// 0-100 ms apart often overlap, short enough for a demo of thousands of events.
+pub const DEFAULT_PROCESSING_DELAY_MS: &str = "50";
+
 /// How a receiver handles deliveries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,7 +67,7 @@ pub struct Options {
         long = "processing-delay-ms",
         env = "WEBHOOK_RECEIVER_PROCESSING_DELAY_MS",
         value_name = "MS",
-        default_value = "50",
+        default_value = DEFAULT_PROCESSING_DELAY_MS,
         value_parser = parse_millis
     )]
     pub processing_delay: Duration,
