@@ -12,6 +12,7 @@
 //!
 //! The protocol reference is docs/PROTOCOL.md.
 
+pub mod command_docs;
 pub mod commands;
 pub mod config;
 pub mod entry;
@@ -62,6 +63,7 @@ fn on_load(ctx: &Context, _args: &[RedisString]) -> Status {
         token::node_counter(),
     ));
     server_checks::warn_if_evicting(ctx);
+    command_docs::register(ctx);
     Status::Ok
 }
 

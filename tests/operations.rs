@@ -135,3 +135,31 @@ fn commands_belong_to_the_dedup_acl_category_where_the_server_supports_it() {
         assert!(err(con, &[b"DEDUP.CLAIM", b"other:1", b"1000", &owner("w")]).starts_with("NOPERM"));
     }
 }
+
+#[test]
+fn command_docs_describe_every_command_and_arity_is_checked_by_the_server() {
+    let server = RedisServer::start();
+    let con = &mut server.connection();
+    let expected_arity = [
+        ("dedup.claim", -4),
+        ("dedup.extend", 4),
+        ("dedup.release", 3),
+        ("dedup.complete", -4),
+        ("dedup.fence", 4),
+        ("dedup.status", 2),
+        ("dedup.put", -5),
+    ];
+    for (name, arity) in expected_arity {
+        let info = items(redis::cmd("COMMAND").arg("INFO").arg(name).query::<redis::Value>(con).unwrap());
+        let cmd = items(info.into_iter().next().unwrap());
+        assert_eq!(int(&cmd[1]), arity, "{name} arity");
+        let docs: redis::Value = redis::cmd("COMMAND").arg("DOCS").arg(name).query(con).unwrap();
+        let text = format!("{docs:?}");
+        for field in ["summary", "complexity", "O(1)", "arguments", "key"] {
+            assert!(text.contains(field), "{name} docs lack {field}: {text}");
+        }
+    }
+    // Redis itself now refuses a wrong argument count, with its standard message.
+    let e = err(con, &[b"DEDUP.RELEASE", b"k"]);
+    assert_eq!(e, "ERR wrong number of arguments for 'dedup.release' command");
+}
