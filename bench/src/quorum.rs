@@ -283,6 +283,15 @@ pub async fn run(quick: bool) -> Result<Section> {
                 for (name, op) in contenders {
                     let m = drive(op, c, cell).await;
                     row(&mut section, n, workload.label(), name, c, &m);
+                    if c == 1 && workload == Workload::ClaimRelease {
+                        let p50 = m.claim_latency.value_at_quantile(0.5) as f64;
+                        section.notes.push(format!(
+                            "{n} nodes, concurrency 1: the claim step of {name} takes p50 {} ms ({:.1}× one SET NX PX \
+                             round trip to one server).",
+                            ms(p50),
+                            p50 / floor_p50.max(1.0)
+                        ));
+                    }
                     if c == 1 && name == "dedup-client" && workload == Workload::ClaimRelease {
                         let p50 = m.claim_latency.value_at_quantile(0.5) as f64;
                         section.targets.push(Target::at_most(
