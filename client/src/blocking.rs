@@ -39,6 +39,7 @@ use crate::error::Error;
 use crate::lease::{Completion, LeaseWatch, Released};
 use crate::once::{self, Once, OnceError};
 use crate::options::{ClaimOptions, Settings};
+use crate::report::ClaimReport;
 
 /// [`crate::Claim`] with a blocking [`Lease`].
 pub type Claim = crate::Claim<Lease>;
@@ -134,6 +135,12 @@ impl Dedup {
     pub fn claim_with(&self, id: &str, options: ClaimOptions) -> Result<Claim, Error> {
         let claim = self.block_on(self.inner.claim_with(id, options))?;
         Ok(self.wrap(claim))
+    }
+
+    /// Claims `id` and reports every node's replies; see [`crate::Dedup::claim_with_report`].
+    pub fn claim_with_report(&self, id: &str, options: ClaimOptions) -> (Result<Claim, Error>, ClaimReport) {
+        let (outcome, report) = self.block_on(self.inner.claim_with_report(id, options));
+        (outcome.map(|claim| self.wrap(claim)), report)
     }
 
     /// Runs `job` at most once per `id`; see [`Dedup::once_with`].

@@ -13,6 +13,7 @@ use crate::node::{claim_cmd, fence_cmd, parse_ack, parse_claim, release_cmd};
 use crate::options::{Resolved, Settings};
 use crate::owner::Owner;
 use crate::quorum::{self, AckVerdict, Acks, RetryCause, Verdict, Vote};
+use crate::report::ClaimReport;
 
 /// The outcome of a claim: what the nodes agree about an id.
 ///
@@ -111,7 +112,8 @@ impl<L> Claim<L> {
     }
 }
 
-/// Runs the whole claim protocol for one id.
+/// Runs the whole claim protocol for one id, recording every round's replies in `report` when
+/// one is given.
 ///
 /// If the returned future is dropped midway (a caller's request was cancelled), whatever it had
 /// claimed is released in the background, so the id does not stay blocked for a lease.
@@ -120,10 +122,11 @@ pub(crate) async fn claim(
     settings: &Settings,
     key: &str,
     options: Resolved,
+    report: Option<&mut ClaimReport>,
 ) -> Result<Claim, Error> {
     let owner = Owner::random()?;
     let mut guard = ReleaseOnDrop { cluster: cluster.clone(), key: key.to_string(), owner: owner.clone(), armed: true };
-    let outcome = rounds(cluster, settings, key, options, owner).await;
+    let outcome = rounds(cluster, settings, key, options, owner, report).await;
     guard.armed = false;
     outcome
 }
@@ -135,6 +138,7 @@ async fn rounds(
     key: &str,
     options: Resolved,
     owner: Owner,
+    mut report: Option<&mut ClaimReport>,
 ) -> Result<Claim, Error> {
     let ttl = options.lease;
     let cmd = claim_cmd(key, ttl, &owner, options.fingerprint.as_deref());
@@ -148,12 +152,16 @@ async fn rounds(
             })
             .await;
         let votes = votes(&slots);
-        let verdict = quorum::decide(&votes, ttl, start.elapsed());
+        let elapsed = start.elapsed();
+        let verdict = quorum::decide(&votes, ttl, elapsed);
+        if let Some(report) = report.as_deref_mut() {
+            report.record_round(attempt, elapsed, &slots, &verdict);
+        }
         tracing::debug!(
             key,
             attempt,
             verdict = verdict.name(),
-            elapsed_ms = millis(start.elapsed()),
+            elapsed_ms = millis(elapsed),
             nodes = %cluster.outcomes(&slots),
             "claim round"
         );
@@ -176,7 +184,7 @@ async fn rounds(
             Verdict::Acquired { token, .. } => {
                 let valid_until = start + quorum::validity(ttl, Duration::ZERO);
                 let token = if settings.fencing {
-                    Some(fence(cluster, key, &owner, token, valid_until).await?)
+                    Some(fence(cluster, key, &owner, token, valid_until, report).await?)
                 } else {
                     None
                 };
@@ -282,6 +290,7 @@ async fn fence(
     owner: &Owner,
     token: u64,
     valid_until: Instant,
+    report: Option<&mut ClaimReport>,
 ) -> Result<u64, Error> {
     let cmd = fence_cmd(key, token, owner);
     let timeout = valid_until.saturating_duration_since(Instant::now()).min(cluster.node_timeout());
@@ -296,7 +305,11 @@ async fn fence(
     };
     let verdict = Acks::count(&slots).quorum_verdict();
     tracing::debug!(key, token, ?verdict, nodes = %cluster.outcomes(&slots), "fence");
-    if verdict == AckVerdict::Reached && Instant::now() < valid_until {
+    let fenced = verdict == AckVerdict::Reached && Instant::now() < valid_until;
+    if let Some(report) = report {
+        report.record_fence(token, &slots, fenced);
+    }
+    if fenced {
         return Ok(token);
     }
     let release = release_cmd(key, owner);

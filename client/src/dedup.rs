@@ -14,6 +14,7 @@ use crate::error::{ConfigError, Error};
 use crate::lease::LeaseWatch;
 use crate::once::{self, Once, OnceError};
 use crate::options::{ClaimOptions, Settings};
+use crate::report::ClaimReport;
 
 /// A quorum client over independent Redis servers running the dedup module.
 ///
@@ -120,7 +121,42 @@ impl Dedup {
             return Err(ConfigError::EmptyId.into());
         }
         let options = options.resolve(&self.settings)?;
-        claim::claim(&self.cluster, &self.settings, id, options).await
+        claim::claim(&self.cluster, &self.settings, id, options, None).await
+    }
+
+    /// Claims `id` as [`Dedup::claim_with`] does, and also returns what every node answered in
+    /// every round: the evidence behind the outcome, for audits and fault-injection checkers.
+    ///
+    /// The outcome is exactly the one `claim_with` would give; recording the replies costs a few
+    /// small allocations per round. The report never holds the owner value or a stored result.
+    /// A claim refused before any request was sent (an empty id, options out of range) returns
+    /// an empty report.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(dedup: dedup_client::Dedup) {
+    /// use dedup_client::{ClaimOptions, NodeReply};
+    ///
+    /// let (outcome, report) = dedup.claim_with_report("webhook:evt_123", ClaimOptions::new()).await;
+    /// if let Some(last) = report.rounds().last() {
+    ///     let held = last.replies().iter().filter(|r| matches!(r, NodeReply::Held { .. })).count();
+    ///     println!("{held} of {} nodes said HELD; quorum {}", report.nodes().len(), report.quorum());
+    /// }
+    /// println!("{report}"); // round 1 (1ms) InProgress: 127.0.0.1:7001=HELD(pttl=29998ms) ...
+    /// # drop(outcome); }
+    /// ```
+    pub async fn claim_with_report(&self, id: &str, options: ClaimOptions) -> (Result<Claim, Error>, ClaimReport) {
+        let mut report = ClaimReport::new(self.nodes().map(String::from).collect(), self.quorum());
+        if id.is_empty() {
+            return (Err(ConfigError::EmptyId.into()), report);
+        }
+        let options = match options.resolve(&self.settings) {
+            Ok(options) => options,
+            Err(e) => return (Err(e.into()), report),
+        };
+        let outcome = claim::claim(&self.cluster, &self.settings, id, options, Some(&mut report)).await;
+        (outcome, report)
     }
 
     /// Runs `job` at most once per `id` (see [`Dedup::once_with`]), with the client's settings.

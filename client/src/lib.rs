@@ -173,6 +173,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Evidence for each verdict
+//!
+//! [`Dedup::claim_with_report`] gives the same outcome as [`Dedup::claim_with`] plus a
+//! [`ClaimReport`]: every node's reply in every round ([`NodeReply`]), how the rules read each
+//! round ([`RoundVerdict`]) and, in fenced mode, every node's answer to the fence
+//! ([`FenceRound`]). A checker can then confirm each verdict from the raw replies instead of
+//! trusting the client; the fault-injection suite in `chaos/` does exactly that. Reports hold no
+//! owner and no stored result.
+//!
 //! # Logging
 //!
 //! Every verdict is a [`tracing`] event with the per-node outcomes (`debug` for decisions,
@@ -197,6 +206,7 @@ mod once;
 mod options;
 mod owner;
 mod quorum;
+mod report;
 
 pub use builder::Builder;
 pub use claim::Claim;
@@ -204,6 +214,7 @@ pub use dedup::Dedup;
 pub use error::{ConfigError, Error, LossReason, NodeError, NodeFailure};
 pub use lease::{Completion, Lease, LeaseWatch, Released};
 pub use once::{Once, OnceError};
+pub use report::{ClaimReport, ClaimRound, FenceReply, FenceRound, NodeReply, RoundVerdict};
 pub use options::{
     ClaimOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LEASE, DEFAULT_NODE_TIMEOUT, DEFAULT_RETENTION,
     DEFAULT_RETRIES, DEFAULT_RETRY_DELAY,
