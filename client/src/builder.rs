@@ -226,7 +226,8 @@ mod tests {
             .retries(1)
             .retry_delay(Duration::from_millis(10))
             .connect_timeout(Duration::from_millis(300));
-        assert_eq!(b.urls, ["redis://a:1", "redis://b:2", "redis://c:3"]);
+        let servers = ["redis://a:1", "redis://b:2", "redis://c:3"].map(|u| NodeSpec::Server(u.to_string()));
+        assert!(b.nodes == servers, "nodes in order, each a single server");
         let want = Settings {
             lease: Duration::from_secs(5),
             retention: Duration::from_secs(60),
