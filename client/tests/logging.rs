@@ -42,6 +42,8 @@ async fn decisions_are_logged_with_node_outcomes_and_owners_never_are() {
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        // Plain text whatever features other crates in the workspace turn on.
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
