@@ -115,15 +115,23 @@ pub struct FenceEntry {
     pub replies: Vec<String>,
 }
 
-/// A write to the store, through the lease's fencing token.
+/// A step of the work under a lease: whose, for which event and delivery attempt, under which
+/// token, and when it started and ended.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WriteEntry {
+pub struct Step {
     pub event: String,
     pub worker: String,
     pub attempt: u64,
     pub token: u64,
     pub start_ns: u64,
     pub end_ns: u64,
+}
+
+/// A write to the store, through the lease's fencing token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WriteEntry {
+    #[serde(flatten)]
+    pub step: Step,
     /// `applied`, `rejected_stale` or `error`.
     pub outcome: String,
     /// For a rejected write: the highest token the store had seen for the event.
@@ -134,12 +142,8 @@ pub struct WriteEntry {
 /// `Lease::complete` after an applied write.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CompleteEntry {
-    pub event: String,
-    pub worker: String,
-    pub attempt: u64,
-    pub token: u64,
-    pub start_ns: u64,
-    pub end_ns: u64,
+    #[serde(flatten)]
+    pub step: Step,
     /// Nodes that recorded the completion (0 when the call failed).
     pub acked: usize,
     pub durable: bool,

@@ -76,7 +76,7 @@ pub async fn run(settings: &PoolSettings<'_>, event: &str) -> anyhow::Result<Kle
     };
     let frozen_at = now_ns();
     let frozen = Frozen::freeze(pool.pid(holder).context("the holder has a pid")?)?;
-    tokio::time::sleep(settings.lease + PAST_THE_LEASE).await;
+    tokio::time::sleep(settings.client.lease() + PAST_THE_LEASE).await;
 
     pool.send(rival, &delivery(2, Duration::ZERO)).await?;
     let rival_token = match wait(&mut pool, rival).await? {

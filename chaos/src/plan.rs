@@ -105,12 +105,12 @@ impl Plan {
     }
 }
 
-/// Each event is delivered 2 to 4 times. The first delivery falls in the first 85 % of the
-/// active time; each duplicate follows the one before after a gap that is a burst (under
+/// Each event is delivered 2 to 4 times. The first delivery falls in the first 95 % of the
+/// active time, so that traffic and faults go on together until its end; each duplicate follows the one before after a gap that is a burst (under
 /// 20 ms: two deliveries racing into different workers), short (20-500 ms), or late (0.5-3 s:
 /// after the first worker may have finished, or died).
 fn draw_events(rng: &mut StdRng, settings: &PlanSettings) -> Vec<EventPlan> {
-    let window = settings.active.mul_f64(0.85);
+    let window = settings.active.mul_f64(0.95);
     (0..settings.events)
         .map(|i| {
             let copies = rng.random_range(2..=4);

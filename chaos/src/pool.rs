@@ -11,6 +11,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::protocol::{Delivery, WorkerMessage};
+use crate::worker::ClientSettings;
 
 /// How long a worker may take to connect and say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,9 +33,7 @@ pub struct PoolSettings<'a> {
     pub store: &'a Path,
     pub history_dir: &'a Path,
     pub tasks: usize,
-    pub lease: Duration,
-    pub node_timeout: Duration,
-    pub storm_timeout: Duration,
+    pub client: &'a ClientSettings,
 }
 
 struct Process {
@@ -64,9 +63,7 @@ impl Pool {
                 .arg(settings.store)
                 .arg("--history-dir")
                 .arg(settings.history_dir)
-                .args(["--lease-ms", &settings.lease.as_millis().to_string()])
-                .args(["--node-timeout-ms", &settings.node_timeout.as_millis().to_string()])
-                .args(["--storm-timeout-us", &settings.storm_timeout.as_micros().to_string()]);
+                .args(settings.client.args());
             for node in settings.nodes {
                 command.args(["--node", node]);
             }

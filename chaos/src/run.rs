@@ -17,6 +17,7 @@ use crate::pool::{Pool, PoolSettings};
 use crate::sender;
 use crate::store::Store;
 use crate::summary::{Counted, Setup, Summary};
+use crate::worker::ClientSettings;
 
 /// The settings of `dedup-chaos run`.
 #[derive(Clone, Debug, clap::Args)]
@@ -40,16 +41,8 @@ pub struct RunSettings {
     /// Deliveries each worker process handles at once.
     #[arg(long, default_value_t = 4)]
     pub tasks: usize,
-    /// The claim lease, in milliseconds; node pauses last longer than this.
-    #[arg(long, default_value_t = 1500)]
-    pub lease_ms: u64,
-    /// The per-node timeout, in milliseconds.
-    #[arg(long, default_value_t = 150)]
-    pub node_timeout_ms: u64,
-    /// The per-node timeout during a timeout storm, in microseconds: below a healthy node's
-    /// typical reply time, so that live nodes miss it too.
-    #[arg(long, default_value_t = 150)]
-    pub storm_timeout_us: u64,
+    #[command(flatten)]
+    pub client: ClientSettings,
     /// The longest the sender keeps retrying after the active time, in seconds.
     #[arg(long, default_value_t = 60)]
     pub drain_limit: u64,
@@ -61,9 +54,12 @@ pub struct RunSettings {
 
 /// Runs everything and returns the summary (already printed).
 pub async fn run(settings: &RunSettings) -> anyhow::Result<Summary> {
+    // Faults hit a minority: with fewer than 3 nodes there is none to hit that leaves a quorum.
+    anyhow::ensure!(settings.nodes >= 3, "--nodes must be at least 3, not {}", settings.nodes);
+    anyhow::ensure!(settings.workers >= 1 && settings.tasks >= 1, "--workers and --tasks must be at least 1");
     let seed = settings.seed.unwrap_or_else(|| now_ns() ^ u64::from(std::process::id()));
     let active = Duration::from_secs(settings.duration);
-    let lease = Duration::from_millis(settings.lease_ms);
+    let lease = settings.client.lease();
     let dir = match &settings.out {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("dedup-chaos-{seed}")),
@@ -100,9 +96,7 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<Summary> {
         store: &store_path,
         history_dir: &history_dir,
         tasks: settings.tasks,
-        lease,
-        node_timeout: Duration::from_millis(settings.node_timeout_ms),
-        storm_timeout: Duration::from_micros(settings.storm_timeout_us),
+        client: &settings.client,
     };
     let names: Vec<String> = (0..settings.workers).map(|i| format!("w{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -133,8 +127,8 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<Summary> {
             worker_processes: settings.workers,
             tasks_per_worker: settings.tasks,
             lease,
-            node_timeout: pool_settings.node_timeout,
-            storm_timeout: pool_settings.storm_timeout,
+            node_timeout: settings.client.node_timeout(),
+            storm_timeout: settings.client.storm_timeout(),
             run_dir: dir.display().to_string(),
         },
         plan: &plan,

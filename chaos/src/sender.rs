@@ -32,7 +32,9 @@ pub struct SenderStats {
     pub answers: BTreeMap<Answer, usize>,
     /// Deliveries that never ended (event id, how many attempts).
     pub unfinished: Vec<(String, usize)>,
-    /// From the end of the active time to the last delivery's end.
+    /// From the start to the end of the last delivery.
+    pub traffic: Duration,
+    /// From the end of the active time to the end of the last delivery (zero if before).
     pub drain: Duration,
 }
 
@@ -105,6 +107,7 @@ pub async fn deliver(plan: &Plan, pool: &mut Pool, epoch_ns: u64, deadline_ns: u
             }
         }
     }
+    stats.traffic = clock::since(epoch_ns, now_ns());
     stats.drain = clock::since(active_end, now_ns());
     let mut unfinished: Vec<(String, usize)> =
         open.values().map(|o| (plan.events[o.event].id.clone(), o.attempts)).collect();

@@ -34,6 +34,7 @@ pub struct Summary {
     pub setup: Setup,
     pub seed: u64,
     pub active: Duration,
+    pub traffic: Duration,
     pub drain: Duration,
     pub events: usize,
     pub deliveries: usize,
@@ -45,6 +46,8 @@ pub struct Summary {
     pub unfinished_deliveries: Vec<(String, usize)>,
     pub answers: BTreeMap<Answer, usize>,
     pub faults: BTreeMap<FaultKind, usize>,
+    /// Faults in the plan; those after the last delivery are not carried out.
+    pub faults_planned: usize,
     pub decisions: BTreeMap<Decision, usize>,
     pub rejected_stale_writes: usize,
     pub kleppmann: KleppmannOutcome,
@@ -85,6 +88,7 @@ impl Summary {
             setup: c.setup,
             seed: c.plan.settings.seed,
             active: c.plan.settings.active,
+            traffic: c.sender.traffic,
             drain: c.sender.drain,
             events: c.plan.events.len(),
             deliveries: c.plan.deliveries(),
@@ -96,6 +100,7 @@ impl Summary {
             unfinished_deliveries: c.sender.unfinished,
             answers: c.sender.answers,
             faults,
+            faults_planned: c.plan.faults.len(),
             decisions,
             rejected_stale_writes: c.writes.iter().filter(|w| !w.accepted).count(),
             kleppmann: c.kleppmann,
@@ -135,7 +140,15 @@ impl fmt::Display for Summary {
             s.node_timeout.as_millis(),
             s.storm_timeout.as_micros()
         )?;
-        writeln!(f, "seed {} · active {} · drain {} · run dir {}", self.seed, secs(self.active), secs(self.drain), s.run_dir)?;
+        writeln!(
+            f,
+            "seed {} · deliveries for {} (active time {}, drain past it {}) · run dir {}",
+            self.seed,
+            secs(self.traffic),
+            secs(self.active),
+            secs(self.drain),
+            s.run_dir
+        )?;
         writeln!(f)?;
         let row = |f: &mut fmt::Formatter<'_>, label: &str, value: String| writeln!(f, "  {label:<22} {value}");
         row(
@@ -147,7 +160,16 @@ impl fmt::Display for Summary {
             ),
         )?;
         row(f, "events", format!("{} events, {} deliveries (2-4 each)", self.events, self.deliveries))?;
-        row(f, "faults", joined(self.faults.iter().map(|(k, n)| (*k, *n)), |k| k.name().to_string()))?;
+        let done: usize = self.faults.values().sum();
+        row(
+            f,
+            "faults",
+            format!(
+                "{} ({done} of {} planned)",
+                joined(self.faults.iter().map(|(k, n)| (*k, *n)), |k| k.name().to_string()),
+                self.faults_planned
+            ),
+        )?;
         row(f, "decisions", joined(self.decisions.iter().map(|(k, n)| (*k, *n)), |d| d.name().to_string()))?;
         row(f, "answers to the sender", joined(self.answers.iter().map(|(k, n)| (*k, *n)), |a| format!("{a:?}").to_lowercase()))?;
         let k = &self.kleppmann;

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::clock::now_ns;
-use crate::history::{self, ClaimEntry, CompleteEntry, Decision, Entry, HistoryWriter, WriteEntry};
+use crate::history::{self, ClaimEntry, CompleteEntry, Decision, Entry, HistoryWriter, Step, WriteEntry};
 use crate::protocol::{Answer, Delivery, WorkerMessage};
 use crate::store::{Store, WriteOutcome};
 
@@ -38,14 +38,50 @@ pub struct WorkerSettings {
     /// The directory of history files; this worker writes `<name>.jsonl` there.
     #[arg(long)]
     pub history_dir: PathBuf,
+    #[command(flatten)]
+    pub client: ClientSettings,
+}
+
+/// How the workers' quorum clients are set up: `run` takes these options and hands them to
+/// every worker it starts.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClientSettings {
+    /// The claim lease, in milliseconds; node pauses last longer than this.
     #[arg(long, default_value_t = 1500)]
     pub lease_ms: u64,
-    /// The per-node timeout outside storms.
+    /// The per-node timeout, in milliseconds.
     #[arg(long, default_value_t = 150)]
     pub node_timeout_ms: u64,
-    /// The per-node timeout during a client-side timeout storm, in microseconds.
+    /// The per-node timeout during a client-side timeout storm, in microseconds: below what a
+    /// busy node needs, so that live nodes miss it too.
     #[arg(long, default_value_t = 150)]
     pub storm_timeout_us: u64,
+}
+
+impl ClientSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    pub fn node_timeout(&self) -> Duration {
+        Duration::from_millis(self.node_timeout_ms)
+    }
+
+    pub fn storm_timeout(&self) -> Duration {
+        Duration::from_micros(self.storm_timeout_us)
+    }
+
+    /// The same settings as command-line arguments, for a worker process.
+    pub fn args(&self) -> [String; 6] {
+        [
+            "--lease-ms".into(),
+            self.lease_ms.to_string(),
+            "--node-timeout-ms".into(),
+            self.node_timeout_ms.to_string(),
+            "--storm-timeout-us".into(),
+            self.storm_timeout_us.to_string(),
+        ]
+    }
 }
 
 /// What every task of the process shares.
@@ -65,7 +101,7 @@ pub async fn run(settings: WorkerSettings) -> anyhow::Result<()> {
     let client = |timeout: Duration, retries: u32| {
         Dedup::builder()
             .nodes(settings.nodes.clone())
-            .lease(Duration::from_millis(settings.lease_ms))
+            .lease(settings.client.lease())
             // Longer than any run: every duplicate of the run must find the marker.
             .retention(Duration::from_secs(3600))
             .fencing(true)
@@ -74,11 +110,11 @@ pub async fn run(settings: WorkerSettings) -> anyhow::Result<()> {
             .retry_delay(Duration::from_millis(100))
             .connect()
     };
-    let calm = client(Duration::from_millis(settings.node_timeout_ms), dedup_client::DEFAULT_RETRIES).await?;
+    let calm = client(settings.client.node_timeout(), dedup_client::DEFAULT_RETRIES).await?;
     // The storm: a timeout below what a busy node needs (Tokio's timer rounds it up to about
     // 1 ms) and no second chance, so a live node's hiccup fails the claim instead of being
     // retried away. Claims must then come out Unavailable, never a duplicate verdict.
-    let storm = client(Duration::from_micros(settings.storm_timeout_us), 0).await?;
+    let storm = client(settings.client.storm_timeout(), 0).await?;
     let store = Store::open(&settings.store)?;
     let history = HistoryWriter::create(&settings.history_dir.join(format!("{}.jsonl", settings.name)))?;
 
@@ -195,18 +231,17 @@ async fn handle(context: &Shared, worker: &str, delivery: Delivery) -> anyhow::R
 /// The work under a lease: check it, work, write through the token, complete.
 async fn process(context: &Shared, worker: &str, delivery: &Delivery, mut lease: Lease, token: u64) -> anyhow::Result<Answer> {
     lease.keep_alive();
+    // A step that started at `start_ns` and ends now.
+    let step = |start_ns: u64| Step {
+        event: delivery.event.clone(),
+        worker: worker.to_string(),
+        attempt: delivery.attempt,
+        token,
+        start_ns,
+        end_ns: now_ns(),
+    };
     let write = |start_ns: u64, outcome: &str, highest: Option<u64>, error: Option<String>| {
-        Entry::Write(WriteEntry {
-            event: delivery.event.clone(),
-            worker: worker.to_string(),
-            attempt: delivery.attempt,
-            token,
-            start_ns,
-            end_ns: now_ns(),
-            outcome: outcome.to_string(),
-            highest,
-            error,
-        })
+        Entry::Write(WriteEntry { step: step(start_ns), outcome: outcome.to_string(), highest, error })
     };
     // The last moment the worker can look at its lease. Whatever happens between here and the
     // write (a GC pause, a stalled VM, SIGSTOP) no lease check can catch: that is the window
@@ -244,12 +279,7 @@ async fn process(context: &Shared, worker: &str, delivery: &Delivery, mut lease:
     let start_ns = now_ns();
     let completion = lease.complete(Some(token.to_string().as_bytes())).await;
     context.record(Entry::Complete(CompleteEntry {
-        event: delivery.event.clone(),
-        worker: worker.to_string(),
-        attempt: delivery.attempt,
-        token,
-        start_ns,
-        end_ns: now_ns(),
+        step: step(start_ns),
         acked: completion.as_ref().map_or(0, |c| c.acked()),
         durable: completion.as_ref().is_ok_and(|c| c.is_durable()),
         error: completion.as_ref().err().map(ToString::to_string),
