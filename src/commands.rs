@@ -8,6 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
+use smallvec::SmallVec;
 
 use crate::config;
 use crate::entry::{EntryRef, Expiry};
@@ -34,8 +35,12 @@ fn guarded(ctx: &Context, command: &'static str, body: impl FnOnce() -> Outcome)
     }
 }
 
+/// The arguments after the key. The longest valid call (PUT with every option) has 11, so they
+/// stay on the stack: this runs on every command.
+type Rest<'a> = SmallVec<[&'a [u8]; 12]>;
+
 /// Splits `[command, key, rest..]` into the key and the rest as byte slices.
-fn split(args: &[RedisString]) -> Result<(&RedisString, Vec<&[u8]>), CommandError> {
+fn split(args: &[RedisString]) -> Result<(&RedisString, Rest<'_>), CommandError> {
     match args {
         [_, key, rest @ ..] => Ok((key, rest.iter().map(RedisString::as_slice).collect())),
         _ => Err(CommandError::WrongArity),
@@ -97,7 +102,7 @@ fn apply(ctx: &Context, name: &RedisString, key: &EntryKey, effect: Effect) -> R
 struct Call<'a> {
     ctx: &'a Context,
     name: &'a RedisString,
-    rest: Vec<&'a [u8]>,
+    rest: Rest<'a>,
 }
 
 impl<'a> Call<'a> {
