@@ -83,7 +83,7 @@ impl Report {
         let _ = writeln!(md, "**{met} of {total} targets met.**\n");
         let _ = writeln!(md, "| target | ratio | bound | met |\n|---|---|---|---|");
         for t in self.targets() {
-            let _ = writeln!(md, "| {} | {:.2}× | {} {:.2}× | {} |", t.name, t.ratio, if t.at_least { "≥" } else { "≤" }, t.bound, if t.met { "yes" } else { "**no**" });
+            let _ = writeln!(md, "| {} | {:.3}× | {} {:.2}× | {} |", t.name, t.ratio, if t.at_least { "≥" } else { "≤" }, t.bound, if t.met { "yes" } else { "**no**" });
         }
         for s in &self.sections {
             let _ = writeln!(md, "\n## {}\n\n{}\n", s.title, s.method);
@@ -97,7 +97,7 @@ impl Report {
                 for t in &s.targets {
                     let _ = writeln!(
                         md,
-                        "- {}: **{:.2}×** (target {} {:.2}×): {}",
+                        "- {}: **{:.3}×** (target {} {:.2}×): {}",
                         t.name,
                         t.ratio,
                         if t.at_least { "≥" } else { "≤" },
