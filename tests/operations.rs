@@ -92,6 +92,14 @@ fn out_of_memory_refuses_new_claims_and_keeps_what_is_stored() {
     assert!(flag(con, &[b"DEDUP.RELEASE", b"held", &me]));
 }
 
+/// Logs in as a user allowed `commands` on `webhook:*` keys only, and checks both limits hold.
+fn only_webhook_keys_for(con: &mut redis::Connection, commands: &str) {
+    redis::cmd("ACL").arg("SETUSER").arg("worker").arg("on").arg("nopass").arg("~webhook:*").arg(commands).exec(con).unwrap();
+    redis::cmd("AUTH").arg("worker").arg("any").exec(con).unwrap();
+    assert!(matches!(claim(con, b"webhook:1", 1000, &owner("w"), None), Reply::Claimed { .. }));
+    assert!(err(con, &[b"DEDUP.CLAIM", b"other:1", b"1000", &owner("w")]).starts_with("NOPERM"));
+}
+
 #[test]
 fn commands_belong_to_the_dedup_acl_category_where_the_server_supports_it() {
     let server = RedisServer::start();
@@ -104,35 +112,13 @@ fn commands_belong_to_the_dedup_acl_category_where_the_server_supports_it() {
             listed,
             ["dedup.claim", "dedup.complete", "dedup.extend", "dedup.fence", "dedup.put", "dedup.release", "dedup.status"]
         );
-        redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("worker")
-            .arg("on")
-            .arg("nopass")
-            .arg("~webhook:*")
-            .arg("+@dedup")
-            .exec(con)
-            .unwrap();
-        redis::cmd("AUTH").arg("worker").arg("any").exec(con).unwrap();
-        assert!(matches!(claim(con, b"webhook:1", 1000, &owner("w"), None), Reply::Claimed { .. }));
-        assert!(err(con, &[b"DEDUP.CLAIM", b"other:1", b"1000", &owner("w")]).starts_with("NOPERM"));
+        only_webhook_keys_for(con, "+@dedup");
     } else {
         // Redis 7.0 has no module ACL categories: the module still loads and says so in its log.
         assert!(listed.is_err());
         assert!(server_log(&server).contains("does not support adding new ACL categories"));
         // Key patterns apply all the same, through the command's key positions.
-        redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("worker")
-            .arg("on")
-            .arg("nopass")
-            .arg("~webhook:*")
-            .arg("+dedup.claim")
-            .exec(con)
-            .unwrap();
-        redis::cmd("AUTH").arg("worker").arg("any").exec(con).unwrap();
-        assert!(matches!(claim(con, b"webhook:1", 1000, &owner("w"), None), Reply::Claimed { .. }));
-        assert!(err(con, &[b"DEDUP.CLAIM", b"other:1", b"1000", &owner("w")]).starts_with("NOPERM"));
+        only_webhook_keys_for(con, "+dedup.claim");
     }
 }
 
