@@ -71,10 +71,7 @@ fn apply(ctx: &Context, name: &RedisString, key: &EntryKey, effect: Effect) -> R
         Effect::None => {}
         Effect::Store { entry, expires_at } => {
             replication::put(ctx, name, &entry, expires_at);
-            key.store(entry);
-            if let Some(at) = expires_at {
-                key.expire_at(at);
-            }
+            key.store(entry, expires_at);
         }
         Effect::Renew { expires_at } => {
             key.expire_at(expires_at);
@@ -218,14 +215,8 @@ pub fn put(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let key = EntryKey::writable(ctx, name);
         // PUT overwrites, but never another type's key.
         drop(key.stored()?);
-        let Effect::Store { entry, expires_at } = with_node_counter(|c| machine::put(&req, c)).effect
-        else {
-            unreachable!("PUT always stores")
-        };
-        key.store(entry);
-        if let Some(at) = expires_at {
-            key.expire_at(at);
-        }
+        let (entry, expires_at) = with_node_counter(|c| machine::put(&req, c));
+        key.store(entry, expires_at);
         // PUT is already an absolute effect: replicate it as given, COUNTER included, so a
         // replica's counter never trails this server's.
         let argv: Vec<&[u8]> = args[1..].iter().map(RedisString::as_slice).collect();

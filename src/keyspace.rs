@@ -71,9 +71,9 @@ impl EntryKey {
         }
     }
 
-    /// Stores `entry`, replacing what was there. Redis drops any old expiry on replace, so the
-    /// caller sets one with [`EntryKey::expire_at`].
-    pub fn store(&self, entry: Entry) {
+    /// Stores `entry`, replacing what was there, to expire at `expires_at` (absolute Unix ms), or
+    /// never for `None`: Redis drops any old expiry when a value is replaced.
+    pub fn store(&self, entry: Entry, expires_at: Option<i64>) {
         let value = entry.into_raw();
         // SAFETY: the key is open for writing (only `writable` keys reach here), and Redis now
         // owns the value and frees it through the type's `free` callback.
@@ -83,6 +83,9 @@ impl EntryKey {
                 *DEDUP_TYPE.raw_type.borrow(),
                 value,
             );
+        }
+        if let Some(at) = expires_at {
+            self.expire_at(at);
         }
     }
 

@@ -82,9 +82,9 @@ pub struct PutRequest<'a> {
 pub enum Effect {
     /// Read-only outcome.
     None,
-    /// Store this entry (a new claim, a completion marker, a PUT), replacing the old one, to
-    /// expire at the given absolute time. `None` only comes from a PUT without PXAT, which leaves
-    /// the key without expiry (AOF rewrites follow it with PEXPIREAT).
+    /// Store this entry (a new claim, a completion marker), replacing the old one, to expire at
+    /// the given absolute time. `None` only comes from PUT without PXAT, which leaves the key
+    /// without expiry (AOF rewrites follow it with PEXPIREAT).
     Store { entry: Entry, expires_at: Option<i64> },
     /// Keep the entry, move its expiry.
     Renew { expires_at: i64 },
@@ -230,14 +230,14 @@ pub fn status(stored: Option<Stored<'_>>, now: i64) -> StatusReply {
     }
 }
 
-/// Writes the entry as given and raises the counter to cover its token and any counter floor.
-pub fn put(req: &PutRequest<'_>, tokens: &mut TokenCounter) -> Step<()> {
+/// The entry to write as given, with its expiry, after raising the counter to cover its token and
+/// any counter floor. PUT always stores, so it returns what to store rather than an [`Effect`].
+pub fn put(req: &PutRequest<'_>, tokens: &mut TokenCounter) -> (Entry, Option<i64>) {
     tokens.observe(req.token);
     if let Some(floor) = req.counter_floor {
         tokens.observe(floor);
     }
-    let entry = Entry::new(req.phase, req.token, req.owner, req.fingerprint, req.result);
-    Step { reply: (), effect: Effect::Store { entry, expires_at: req.expires_at } }
+    (Entry::new(req.phase, req.token, req.owner, req.fingerprint, req.result), req.expires_at)
 }
 
 #[cfg(test)]
@@ -482,12 +482,9 @@ mod tests {
             fingerprint: Some(b"f"),
             result: Some(b"r"),
         };
-        let step = put(&req, &mut tokens);
+        let stored = put(&req, &mut tokens);
         assert_eq!(tokens.last(), 20);
-        assert_eq!(
-            step.effect,
-            Effect::Store { entry: done_by(ME, 9, Some(b"f"), Some(b"r")), expires_at: Some(NOW + 1) }
-        );
+        assert_eq!(stored, (done_by(ME, 9, Some(b"f"), Some(b"r")), Some(NOW + 1)));
     }
 
     #[test]

@@ -227,11 +227,7 @@ mod tests {
         let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let req = crate::parse::put(&argv).unwrap();
         let mut counter = crate::token::TokenCounter::default();
-        let step = crate::machine::put(&req, &mut counter);
-        assert_eq!(
-            step.effect,
-            crate::machine::Effect::Store { entry, expires_at: Some(1234) }
-        );
+        assert_eq!(crate::machine::put(&req, &mut counter), (entry, Some(1234)));
         assert_eq!(counter.last(), 99);
     }
 }

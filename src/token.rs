@@ -38,6 +38,24 @@ impl TokenCounter {
     }
 }
 
+/// This server's counter. Commands run on Redis's main thread, so a plain load/store pair is
+/// enough; the atomic only makes the static safe to share with the fork child that saves the RDB.
+static NODE_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Runs `f` on this server's counter and stores the result.
+pub fn with_node_counter<R>(f: impl FnOnce(&mut TokenCounter) -> R) -> R {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut counter = TokenCounter::starting_at(NODE_COUNTER.load(Relaxed));
+    let out = f(&mut counter);
+    NODE_COUNTER.store(counter.last(), Relaxed);
+    out
+}
+
+/// The largest token this server has issued or observed.
+pub fn node_counter() -> u64 {
+    NODE_COUNTER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,22 +78,4 @@ mod tests {
         assert_eq!(c.issue(), None);
         assert_eq!(c.last(), MAX_TOKEN);
     }
-}
-
-/// This server's counter. Commands run on Redis's main thread, so a plain load/store pair is
-/// enough; the atomic only makes the static safe to share with the fork child that saves the RDB.
-static NODE_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Runs `f` on this server's counter and stores the result.
-pub fn with_node_counter<R>(f: impl FnOnce(&mut TokenCounter) -> R) -> R {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut counter = TokenCounter::starting_at(NODE_COUNTER.load(Relaxed));
-    let out = f(&mut counter);
-    NODE_COUNTER.store(counter.last(), Relaxed);
-    out
-}
-
-/// The largest token this server has issued or observed.
-pub fn node_counter() -> u64 {
-    NODE_COUNTER.load(std::sync::atomic::Ordering::Relaxed)
 }

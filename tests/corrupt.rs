@@ -13,7 +13,7 @@ use testkit::RedisServer;
 const CRC64: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
 
 /// Replaces the trailing CRC64 (little-endian, over everything before it) with a valid one.
-fn resign(payload: &mut Vec<u8>) {
+fn resign(payload: &mut [u8]) {
     let body = payload.len() - 8;
     let crc = CRC64.checksum(&payload[..body]);
     payload[body..].copy_from_slice(&crc.to_le_bytes());

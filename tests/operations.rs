@@ -14,8 +14,8 @@ fn redis_conf_example_starts_a_server_with_the_module_configured() {
     let example = std::fs::read_to_string(workspace_root().join("redis.conf.example")).unwrap();
     let installed = "/usr/local/lib/redis/modules/libredis_dedup.so";
     assert!(example.contains(installed), "the example loads the module from the install prefix");
-    let dir = tempfile_dir();
-    let conf = dir.join("redis.conf");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("redis.conf");
     std::fs::write(&conf, example.replace(installed, &module_path().to_string_lossy())).unwrap();
     let server = RedisServer::config().without_module().config_file(&conf).start();
     let con = &mut server.connection();
@@ -34,15 +34,10 @@ fn redis_conf_example_starts_a_server_with_the_module_configured() {
     assert!(!server_log(&server).contains("maxmemory-policy is"), "no eviction warning for the example");
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("redis-dedup-conf-{}-{}", std::process::id(), testkit::free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn make_install_copies_the_module_to_the_prefix() {
-    let prefix = tempfile_dir().join("modules");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("modules");
     let status = std::process::Command::new("make")
         .arg("-s")
         .arg("install")

@@ -42,12 +42,16 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// A number from the profile section (5): `column` 1 is instructions per operation, 2 the share
+/// spent in RedisModule_Replicate. `None` when the profile did not run or has no such row.
+fn profile_count(sections: &[report::Section], label: &str, column: usize) -> Option<f64> {
+    let profile = sections.iter().find(|s| s.title.starts_with("5."))?;
+    profile.rows.iter().find(|r| r[0].starts_with(label))?.get(column)?.parse().ok()
+}
+
 /// For each missed module-vs-script target, puts the two sides' instruction counts next to it.
 fn explain_script_targets(sections: &mut [report::Section]) {
-    let per_op = |label: &str| -> Option<f64> {
-        let profile = sections.iter().find(|s| s.title.starts_with("5."))?;
-        profile.rows.iter().find(|r| r[0].starts_with(label))?.get(1)?.parse().ok()
-    };
+    let per_op = |label: &str| profile_count(sections, label, 1);
     let pairs = [
         ("DEDUP.CLAIM vs Lua claim", "DEDUP.CLAIM", "Lua claim"),
         ("DEDUP.EXTEND vs", "DEDUP.EXTEND", "Lua compare-and-pexpire"),
@@ -71,10 +75,7 @@ fn explain_script_targets(sections: &mut [report::Section]) {
 
 /// When the quorum targets are missed, says what bounds them, from this run's own figures.
 fn explain_quorum_targets(sections: &mut [report::Section]) {
-    let per_op = |label: &str| -> Option<f64> {
-        let profile = sections.iter().find(|s| s.title.starts_with("5."))?;
-        profile.rows.iter().find(|r| r[0].starts_with(label))?.get(1)?.parse().ok()
-    };
+    let per_op = |label: &str| profile_count(sections, label, 1);
     let dedup = per_op("DEDUP.CLAIM").zip(per_op("DEDUP.RELEASE")).map(|(c, r)| c + r);
     let classic = per_op("SET NX PX").zip(per_op("Lua compare-and-delete")).map(|(c, r)| c + r);
     let Some(quorum) = sections.iter_mut().find(|s| s.title.starts_with("2.")) else { return };
@@ -109,10 +110,7 @@ fn explain_quorum_targets(sections: &mut [report::Section]) {
 
 /// When DEDUP.CLAIM misses its floor against SET NX PX, says why from the profile's own counts.
 fn explain_claim_floor(sections: &mut [report::Section]) {
-    let per_op = |label: &str, column: usize| -> Option<f64> {
-        let profile = sections.iter().find(|s| s.title.starts_with("5."))?;
-        profile.rows.iter().find(|r| r[0].starts_with(label))?.get(column)?.parse().ok()
-    };
+    let per_op = |label: &str, column: usize| profile_count(sections, label, column);
     let (Some(set), Some(claim), Some(replicate)) =
         (per_op("SET NX PX", 1), per_op("DEDUP.CLAIM", 1), per_op("DEDUP.CLAIM", 2))
     else {

@@ -6,7 +6,7 @@ use rand::Rng;
 use testkit::RedisServer;
 
 use crate::report::{Section, Target};
-use crate::scripts::OWNER;
+use crate::scripts::{pipelined, OWNER};
 
 const RESULT: &[u8] = b"record-00000000000000000000000042"; // 32 bytes
 
@@ -48,31 +48,27 @@ fn bytes_per_entry(con: &mut redis::Connection, shape: Shape, n: u64) -> Result<
     let before = used_memory(con)?;
     let mut rng = rand::rng();
     let owner_and_result = [OWNER.as_bytes(), RESULT].concat();
-    for start in (0..n).step_by(10_000) {
-        let mut pipe = redis::pipe();
-        for _ in start..(start + 10_000).min(n) {
-            let id = event_id(&mut rng);
-            match shape {
-                Shape::SetPx => pipe.cmd("SET").arg(&id).arg(OWNER).arg("PX").arg(600_000).ignore(),
-                Shape::SetPxWithResult => pipe.cmd("SET").arg(&id).arg(&owner_and_result).arg("PX").arg(600_000).ignore(),
-                Shape::Claimed => pipe.cmd("DEDUP.CLAIM").arg(&id).arg(600_000).arg(OWNER).ignore(),
-                Shape::Done => pipe
-                    .cmd("DEDUP.CLAIM")
-                    .arg(&id)
-                    .arg(600_000)
-                    .arg(OWNER)
-                    .ignore()
-                    .cmd("DEDUP.COMPLETE")
-                    .arg(&id)
-                    .arg(600_000)
-                    .arg(OWNER)
-                    .arg("RESULT")
-                    .arg(RESULT)
-                    .ignore(),
-            };
-        }
-        pipe.exec(con)?;
-    }
+    pipelined(con, 0..n, |pipe, _| {
+        let id = event_id(&mut rng);
+        match shape {
+            Shape::SetPx => pipe.cmd("SET").arg(&id).arg(OWNER).arg("PX").arg(600_000).ignore(),
+            Shape::SetPxWithResult => pipe.cmd("SET").arg(&id).arg(&owner_and_result).arg("PX").arg(600_000).ignore(),
+            Shape::Claimed => pipe.cmd("DEDUP.CLAIM").arg(&id).arg(600_000).arg(OWNER).ignore(),
+            Shape::Done => pipe
+                .cmd("DEDUP.CLAIM")
+                .arg(&id)
+                .arg(600_000)
+                .arg(OWNER)
+                .ignore()
+                .cmd("DEDUP.COMPLETE")
+                .arg(&id)
+                .arg(600_000)
+                .arg(OWNER)
+                .arg("RESULT")
+                .arg(RESULT)
+                .ignore(),
+        };
+    })?;
     Ok((used_memory(con)? - before) as f64 / n as f64)
 }
 

@@ -87,7 +87,9 @@ struct Case {
 }
 
 pub fn run() -> Result<Section> {
-    let dir = tempfile_dir()?;
+    // Removed with its callgrind dumps when the section is done.
+    let tmp = tempfile::Builder::new().prefix("dedup-bench-profile").tempdir()?;
+    let dir = tmp.path().to_path_buf();
     let mut section = Section::new(
         "5. Profile: instructions per operation",
         format!(
@@ -98,13 +100,10 @@ pub fn run() -> Result<Section> {
         ),
         &["operation", "instructions per op", "of which RM_Replicate"],
     );
-    let script = |source: &str| -> Result<String> {
-        let p = Profiled::start(&dir, "script-load")?;
-        let mut con = p.connection()?;
-        Ok(redis::cmd("SCRIPT").arg("LOAD").arg(source).query(&mut con)?)
-    };
-    // SHA1 of a script is stable, so it can be computed once and loaded into each server.
-    let (claim_sha, release_sha, extend_sha) = (script(LUA_CLAIM)?, script(LUA_RELEASE)?, script(LUA_EXTEND)?);
+    // EVALSHA names a script by the SHA1 of its source, which redis-rs computes locally; each
+    // server below loads the scripts before it is measured.
+    let sha = |source: &str| redis::Script::new(source).get_hash().to_string();
+    let (claim_sha, release_sha, extend_sha) = (sha(LUA_CLAIM), sha(LUA_RELEASE), sha(LUA_EXTEND));
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let key = "key:__rand_int__";
     let cases = [
@@ -147,10 +146,4 @@ pub fn run() -> Result<Section> {
         ]);
     }
     Ok(section)
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("dedup-bench-profile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -4,18 +4,7 @@ use anyhow::Result;
 use testkit::RedisServer;
 
 use crate::report::{Section, Target};
-use crate::scripts::{redis_benchmark, OWNER};
-
-fn fill(con: &mut redis::Connection, from: u64, to: u64) -> Result<()> {
-    for start in (from..to).step_by(20_000) {
-        let mut pipe = redis::pipe();
-        for i in start..(start + 20_000).min(to) {
-            pipe.cmd("DEDUP.CLAIM").arg(format!("live:{i}")).arg(3_600_000).arg(OWNER).ignore();
-        }
-        pipe.exec(con)?;
-    }
-    Ok(())
-}
+use crate::scripts::{pipelined, redis_benchmark, OWNER};
 
 pub fn run(quick: bool) -> Result<Section> {
     let sizes: &[u64] = if quick { &[10_000, 200_000] } else { &[10_000, 1_000_000, 5_000_000] };
@@ -34,7 +23,9 @@ pub fn run(quick: bool) -> Result<Section> {
     let mut filled = 0;
     let mut p50s = Vec::new();
     for &n in sizes {
-        fill(&mut con, filled, n)?;
+        pipelined(&mut con, filled..n, |pipe, i| {
+            pipe.cmd("DEDUP.CLAIM").arg(format!("live:{i}")).arg(3_600_000).arg(OWNER).ignore();
+        })?;
         filled = n;
         let mut runs = Vec::new();
         for _ in 0..3 {

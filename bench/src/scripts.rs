@@ -85,22 +85,35 @@ fn load_script(con: &mut redis::Connection, source: &str) -> Result<String> {
     Ok(redis::cmd("SCRIPT").arg("LOAD").arg(source).query(con)?)
 }
 
-/// Fills `key:0 .. key:n-1` either with dedup claims or with plain `SET key owner PX` values.
-pub fn populate(con: &mut redis::Connection, n: u64, dedup: bool) -> Result<()> {
-    redis::cmd("FLUSHALL").exec(con)?;
-    for start in (0..n).step_by(10_000) {
+/// Sends one command set per index in `range`, pipelined in batches of 10,000 so that filling
+/// millions of keys takes seconds and no batch holds much memory.
+pub fn pipelined(
+    con: &mut redis::Connection,
+    range: std::ops::Range<u64>,
+    mut add: impl FnMut(&mut redis::Pipeline, u64),
+) -> Result<()> {
+    let end = range.end;
+    for start in range.step_by(10_000) {
         let mut pipe = redis::pipe();
-        for i in start..(start + 10_000).min(n) {
-            let key = format!("key:{i:012}");
-            if dedup {
-                pipe.cmd("DEDUP.CLAIM").arg(key).arg(600_000).arg(OWNER).ignore();
-            } else {
-                pipe.cmd("SET").arg(key).arg(OWNER).arg("PX").arg(600_000).ignore();
-            }
+        for i in start..(start + 10_000).min(end) {
+            add(&mut pipe, i);
         }
         pipe.exec(con)?;
     }
     Ok(())
+}
+
+/// Fills `key:0 .. key:n-1` either with dedup claims or with plain `SET key owner PX` values.
+pub fn populate(con: &mut redis::Connection, n: u64, dedup: bool) -> Result<()> {
+    redis::cmd("FLUSHALL").exec(con)?;
+    pipelined(con, 0..n, |pipe, i| {
+        let key = format!("key:{i:012}");
+        if dedup {
+            pipe.cmd("DEDUP.CLAIM").arg(key).arg(600_000).arg(OWNER).ignore();
+        } else {
+            pipe.cmd("SET").arg(key).arg(OWNER).arg("PX").arg(600_000).ignore();
+        }
+    })
 }
 
 struct Contender {
@@ -144,7 +157,9 @@ pub fn run(quick: bool) -> Result<Section> {
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let (rounds, keyspace) = if quick { (1, 20_000) } else { (3, 100_000) };
 
-    let groups: Vec<(&str, Vec<Contender>, Vec<(usize, usize, f64)>)> = vec![
+    // (operation, contenders, targets as (numerator, denominator, bound) by contender index)
+    type Group<'a> = (&'a str, Vec<Contender>, Vec<(usize, usize, f64)>);
+    let groups: Vec<Group> = vec![
         (
             "claim (free keys)",
             vec![
